@@ -1,0 +1,1 @@
+"""Sign-in flows and the credential store. Secrets live only in the OS keyring."""

@@ -1,0 +1,260 @@
+"""The `scc-desktop` command: the tray app by default, plus headless subcommands.
+
+Exit codes: 0 done; 1 failed; 2 refused input (bad value, locked setting, usage); 3 not available
+in this version. Qt is imported only when the tray app starts, so headless commands stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scc_desktop import __version__
+from scc_desktop.settings import SETTINGS, Kind, SettingsError, format_value
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+EXIT_NOT_AVAILABLE = 3
+
+log = logging.getLogger(__name__)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--profile",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="keep config, state and logs under DIR (also: SCC_DESKTOP_HOME)",
+    )
+    common.add_argument(
+        "--sandbox",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="run against the built-in sandbox with demo accounts (no sign-in)",
+    )
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log to stderr too"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="scc-desktop",
+        description="Keep your mailbox and your Salesforce org in sync, from the system tray.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"scc-desktop {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sync = sub.add_parser("sync", parents=[common], help="run one sync session headless")
+    sync.add_argument("--once", action="store_true", help="run one session and exit")
+    sync.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    sandbox = sub.add_parser("sandbox", parents=[common], help="the built-in API emulators")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION")
+    serve = sandbox_sub.add_parser(
+        "serve", parents=[common], help="serve the emulators over HTTPS on 127.0.0.1"
+    )
+    serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    serve.add_argument(
+        "--data", metavar="DIR", help="sandbox data folder (default: in the profile)"
+    )
+    serve.add_argument(
+        "--seed",
+        choices=("empty", "demo", "large"),
+        help="reset to this seed at start (default: keep existing data, demo when new)",
+    )
+
+    status = sub.add_parser("status", parents=[common], help="the last sessions and open issues")
+    status.add_argument("--json", action="store_true")
+
+    settings = sub.add_parser("settings", parents=[common], help="read and change settings")
+    settings_sub = settings.add_subparsers(dest="settings_command", metavar="ACTION")
+    listing = settings_sub.add_parser(
+        "list", parents=[common], help="all settings with their values"
+    )
+    listing.add_argument("--json", action="store_true")
+    get = settings_sub.add_parser("get", parents=[common], help="print one setting's value")
+    get.add_argument("key")
+    put = settings_sub.add_parser(
+        "set", parents=[common], help="change one setting (booleans: true/false, on/off)"
+    )
+    put.add_argument("key")
+    put.add_argument("value")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    if sys.platform != "win32":
+        os.umask(0o077)  # everything we create (state, logs, sandbox data) is the user's alone
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    command = getattr(args, "command", None)
+    try:
+        if command is None:
+            return _run_tray(args)
+        if command == "settings":
+            return _settings(args, parser)
+        if command == "status":
+            return _status(args)
+        if command == "sync":
+            return _sync(args)
+        if command == "sandbox":
+            return _sandbox(args, parser)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    parser.error(f"unknown command {command!r}")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _context(args: argparse.Namespace) -> Any:
+    from scc_desktop import logs
+    from scc_desktop.context import AppContext
+
+    ctx = AppContext.open(getattr(args, "profile", None))
+    logs.configure(ctx.paths.log_file, to_stderr=bool(getattr(args, "verbose", False)))
+    if ctx.db.recovery is not None:
+        print(ctx.db.recovery.user_message(), file=sys.stderr)
+    for problem in ctx.policy.problems:
+        print(f"Administrator policy: {problem}", file=sys.stderr)
+    return ctx
+
+
+def _not_available(what: str, issue: str) -> int:
+    print(f"scc-desktop: {what} is not available yet in this version ({issue}).", file=sys.stderr)
+    return EXIT_NOT_AVAILABLE
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    action = getattr(args, "settings_command", None)
+    if action is None:
+        parser.parse_args(["settings", "--help"])
+        return EXIT_REFUSED
+    ctx = _context(args)
+    settings = ctx.settings()
+    if action == "list":
+        rows = [
+            {
+                "key": decl.key,
+                "value": value,
+                "default": decl.default,
+                "type": decl.kind.value,
+                "label": decl.label,
+                "group": decl.group.value,
+                "locked": settings.is_locked(decl.key),
+                **({"choices": list(decl.choice_values())} if decl.kind is Kind.CHOICE else {}),
+            }
+            for decl, value in settings.items()
+        ]
+        if getattr(args, "json", False):
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
+        else:
+            width = max(len(d.key) for d in SETTINGS)
+            for row in rows:
+                lock = "  (locked by administrator)" if row["locked"] else ""
+                print(f"{row['key']:<{width}}  {format_value(row['value'])}{lock}")
+        return EXIT_OK
+    try:
+        if action == "get":
+            print(format_value(settings.get(args.key)))
+            return EXIT_OK
+        if action == "set":
+            value = settings.set(args.key, args.value)
+            print(f"{args.key} = {format_value(value)}")
+            return EXIT_OK
+    except SettingsError as exc:
+        print(f"scc-desktop: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return EXIT_REFUSED
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    from scc_desktop.store.history import History
+    from scc_desktop.store.issues import Issues
+
+    ctx = _context(args)
+    runs = History(ctx.db).recent(10)
+    issues = Issues(ctx.db).open()
+    if getattr(args, "json", False):
+        print(
+            json.dumps(
+                {
+                    "profile": str(ctx.paths.data_dir),
+                    "sessions": [run.__dict__ for run in runs],
+                    "open_issues": [issue.__dict__ for issue in issues],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return EXIT_OK
+    if not runs:
+        print("No sync session has run yet.")
+    for run in runs:
+        print(f"{run.started_at}  {run.trigger:<6}  {run.status:<13}  {run.message}")
+    print(f"Open sync issues: {len(issues)}")
+    for issue in issues[:20]:
+        print(f"  [{issue.kind}] {issue.title}: {issue.message}")
+    return EXIT_OK
+
+
+# --- sync ------------------------------------------------------------------------------------
+
+
+def _sync(args: argparse.Namespace) -> int:
+    if not args.once:
+        print("scc-desktop sync: add --once to run one session headless.", file=sys.stderr)
+        return EXIT_REFUSED
+    return _not_available("headless sync", "the sync engine is being built")
+
+
+# --- sandbox ---------------------------------------------------------------------------------
+
+
+def _sandbox(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if getattr(args, "sandbox_command", None) != "serve":
+        parser.parse_args(["sandbox", "--help"])
+        return EXIT_REFUSED
+    from scc_desktop.sandbox.server import SandboxServer
+
+    data_dir = Path(args.data) if args.data else _context(args).paths.sandbox_dir
+    server = SandboxServer(data_dir, port=args.port, seed=args.seed)
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    print(json.dumps(server.info()), flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
+# --- tray ------------------------------------------------------------------------------------
+
+
+def _run_tray(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    from scc_desktop.runner import NotConnectedRunner
+    from scc_desktop.ui import run_app
+
+    return int(run_app(ctx, NotConnectedRunner))

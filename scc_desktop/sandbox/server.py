@@ -1,0 +1,238 @@
+"""The sandbox HTTPS server: one loopback port, the services mounted by path prefix, admin API.
+
+Admin endpoints live under /__sandbox__/, a prefix no real API uses (docs/sandbox.md):
+  POST /__sandbox__/reset            {"seed": "demo", "params": {...}, "services": [...]}
+  GET|POST /__sandbox__/faults       {"service": "salesforce", "error_rate": 0.1, ...}
+  GET /__sandbox__/counters          calls per service and endpoint kind
+  POST /__sandbox__/counters/reset
+  GET /__sandbox__/info              the same JSON as `sandbox serve` prints
+  *   /__sandbox__/{service}/{action} service-specific actions
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from scc_desktop.paths import make_private_dir
+from scc_desktop.sandbox.service import (
+    CallCounters,
+    DropConnection,
+    FaultProfile,
+    SandboxService,
+    json_response,
+)
+from scc_desktop.sandbox.tls import SandboxCA
+
+log = logging.getLogger(__name__)
+
+ADMIN_PREFIX = "/__sandbox__"
+LOOPBACK = "127.0.0.1"
+SEEDS = ("empty", "demo", "large")
+
+ServiceFactory = Callable[[Path, str], SandboxService]
+
+
+def default_service_factories() -> list[ServiceFactory]:
+    """The emulators shipped with the app, in mount order."""
+    factories: list[ServiceFactory] = []
+    from scc_desktop.sandbox.salesforce.service import SalesforceService
+
+    factories.append(SalesforceService)
+    from scc_desktop.sandbox.microsoft.service import MicrosoftService
+
+    factories.append(MicrosoftService)
+    return factories
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("%s %s -> %s", self.command, self.path, code)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        log.debug("sandbox: " + format, *args)
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        log.debug("sandbox %s: " + message, type, *args)
+
+
+class SandboxServer:
+    """Serve the emulators on 127.0.0.1 over TLS. Use `start()` for a background thread."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 0,
+        seed: str | None = None,
+        factories: Iterable[ServiceFactory] | None = None,
+    ) -> None:
+        if seed is not None and seed not in SEEDS:
+            raise ValueError(f"unknown seed {seed!r}; choose one of {', '.join(SEEDS)}")
+        self.data_dir = make_private_dir(Path(data_dir))
+        self.ca = SandboxCA.load_or_create(self.data_dir)
+        self.counters = CallCounters()
+        self._server: BaseWSGIServer = make_server(
+            LOOPBACK,
+            port,
+            self._wsgi,
+            threaded=True,
+            request_handler=_QuietHandler,
+            ssl_context=self.ca.server_context(),
+        )
+        self.port = int(self._server.server_port)
+        self.base_url = f"https://{LOOPBACK}:{self.port}"
+        self.services: list[SandboxService] = [
+            factory(self.data_dir, self.base_url)
+            for factory in (factories if factories is not None else default_service_factories())
+        ]
+        for service in self.services:
+            if seed is not None:
+                service.reset(seed, {})
+            elif service.is_empty():
+                service.reset("demo", {})
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="sandbox-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for service in self.services:
+            service.close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- description -------------------------------------------------------------------------
+    @property
+    def admin_url(self) -> str:
+        return f"{self.base_url}{ADMIN_PREFIX}"
+
+    def info(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "base_url": self.base_url,
+            "ca_file": str(self.ca.ca_file),
+            "admin_url": self.admin_url,
+            "data_dir": str(self.data_dir),
+        }
+        for service in self.services:
+            data[service.name] = service.info()
+        return data
+
+    def service(self, name: str) -> SandboxService:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(name)
+
+    # -- dispatch ------------------------------------------------------------------------
+    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            response = self._dispatch(request)
+        except DropConnection:
+            self._drop(environ)
+            response = Response(b"", status=500)
+        return response(environ, start_response)
+
+    @staticmethod
+    def _drop(environ: dict[str, Any]) -> None:
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _dispatch(self, request: Request) -> Response:
+        path = request.path
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            return self._admin(request, path[len(ADMIN_PREFIX) :].strip("/"))
+        for service in self.services:
+            if any(path.startswith(prefix) for prefix in service.prefixes):
+                return self._serve(service, request)
+        return json_response({"error": "not_found", "path": path}, status=404)
+
+    def _serve(self, service: SandboxService, request: Request) -> Response:
+        self.counters.add(service.name, service.endpoint_kind(request))
+        profile = service.faults
+        if profile.latency_ms > 0:
+            time.sleep(profile.latency_ms / 1000)
+        if service.counts_towards_faults(request):
+            if profile.chance(profile.drop_rate):
+                raise DropConnection
+            if profile.chance(profile.throttle_rate):
+                retry = max(1, round(profile.retry_after_s))
+                return service.error_response(
+                    429,
+                    "TooManyRequests",
+                    "Too many requests. Retry after the time given in Retry-After.",
+                    {"Retry-After": str(retry)},
+                )
+            if profile.chance(profile.error_rate):
+                status = 500 if profile.rng.random() < 0.5 else 503
+                return service.error_response(
+                    status, "ServerUnavailable", "The service is temporarily unavailable."
+                )
+        return service.handle(request)
+
+    def _admin(self, request: Request, action: str) -> Response:
+        body: dict[str, Any] = {}
+        if request.method in ("POST", "PUT", "PATCH") and request.get_data():
+            try:
+                body = json.loads(request.get_data())
+            except ValueError:
+                return json_response({"error": "body must be JSON"}, status=400)
+        if action in ("", "info"):
+            return json_response(self.info())
+        if action == "reset" and request.method == "POST":
+            seed = str(body.get("seed", "demo"))
+            if seed not in SEEDS:
+                return json_response({"error": f"unknown seed {seed!r}"}, status=400)
+            wanted = body.get("services")
+            for service in self.services:
+                if wanted is None or service.name in wanted:
+                    service.reset(seed, body.get("params", {}))
+            self.counters.reset()
+            return json_response({"ok": True, "seed": seed})
+        if action == "faults":
+            if request.method == "POST":
+                targets = [s for s in self.services if body.get("service") in (None, s.name)]
+                try:
+                    for service in targets:
+                        service.faults = FaultProfile.from_json(body)
+                except (TypeError, ValueError) as exc:
+                    return json_response({"error": str(exc)}, status=400)
+            return json_response({s.name: s.faults.to_json() for s in self.services})
+        if action == "counters":
+            return json_response(self.counters.snapshot())
+        if action == "counters/reset" and request.method == "POST":
+            self.counters.reset()
+            return json_response({"ok": True})
+        name, _, sub = action.partition("/")
+        for service in self.services:
+            if service.name == name:
+                return service.admin(request, sub)
+        return json_response({"error": f"unknown admin action {action!r}"}, status=404)
