@@ -163,7 +163,7 @@ def _migrate(db: Database) -> None:
         shutil.copy2(db.path, backup)
         make_private_file(backup)
         log.info("backed up state schema %d to %s before migrating", current, backup)
-    for step in migrations.MIGRATIONS:
+    for step in sorted(migrations.MIGRATIONS, key=lambda m: m.version):
         if step.version <= current:
             continue
         with db.transaction() as tx:

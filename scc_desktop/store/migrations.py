@@ -128,5 +128,9 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
+if len({m.version for m in MIGRATIONS}) != len(MIGRATIONS):
+    raise RuntimeError("two migrations share a version number")
+
+
 def latest_version() -> int:
     return max(m.version for m in MIGRATIONS)

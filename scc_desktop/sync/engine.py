@@ -1,0 +1,838 @@
+"""One kind's session: read both sides since their cursors, pair, plan, guard, apply, save.
+
+Order matters for crash safety: journalled writes of a killed session are settled first
+(`recovery`); every create, merge and first-run match is journalled (committed) before it is
+sent; a batch's links are saved in one commit after its writes; cursors move only after every
+batch is saved. A crash anywhere therefore replays from the old cursors against links that
+describe what reached the servers, and the hashes turn the replay into no-ops, not duplicates.
+A write that fails leaves its pair's old link and puts both ids on the retry list, so the next
+session re-reads them and merges again from their real state.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from scc_desktop.sync.fields import FIELDS, FieldValue, Kind, fields_hash, normalize, project
+from scc_desktop.sync.guard import GuardVerdict, check_mass_delete, restore_deletions
+from scc_desktop.sync.matching import match_items
+from scc_desktop.sync.planner import (
+    Action,
+    Direction,
+    LinkChange,
+    Op,
+    Policy,
+    Rules,
+    SideState,
+    Status,
+    plan,
+)
+from scc_desktop.sync.ports import (
+    SIDES,
+    ItemDelete,
+    ItemUpdate,
+    NewItem,
+    Side,
+    SideItem,
+    SideRepository,
+    WriteResult,
+    other_side,
+)
+from scc_desktop.sync.recovery import recover
+from scc_desktop.sync.resolutions import apply_kept_versions
+from scc_desktop.sync.state import Link, SyncState
+
+log = logging.getLogger(__name__)
+
+KIND_LABEL: Mapping[Kind, str] = {"contact": "contact", "event": "calendar item", "task": "task"}
+
+
+@dataclass(frozen=True)
+class KindOptions:
+    """Per-kind settings, snapshotted at the start of a session."""
+
+    direction: Direction = Direction.TWO_WAY
+    policy: Policy = Policy.NEWEST_WINS
+    propagate_mailbox_deletes: bool = False
+    mass_delete_min: int = 10
+    mass_delete_ratio: float = 0.2
+
+    @property
+    def rules(self) -> Rules:
+        return Rules(self.direction, self.policy, self.propagate_mailbox_deletes)
+
+
+@dataclass
+class SideCounts:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"created": self.created, "updated": self.updated, "deleted": self.deleted}
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated + self.deleted
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress tick for the tooltip; `phase` is 'reading', 'applying' or 'done'."""
+
+    kind: Kind
+    phase: str
+    done: int
+    total: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class KindResult:
+    kind: Kind
+    counts: dict[Side, SideCounts] = field(
+        default_factory=lambda: {"mailbox": SideCounts(), "salesforce": SideCounts()}
+    )
+    issues: list[dict[str, object]] = field(default_factory=list)
+    failed_items: int = 0
+    conflicts: int = 0
+    stopped: bool = False  # held by the mass-deletion guard
+
+    @property
+    def changes(self) -> int:
+        return sum(c.total for c in self.counts.values())
+
+    def counts_dict(self) -> dict[str, dict[str, int]]:
+        return {side: c.as_dict() for side, c in self.counts.items()}
+
+
+@dataclass
+class _Changes:
+    upserted: dict[str, SideItem] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+    departed: set[str] = field(default_factory=set)
+    full: bool = False
+    cursor: str | None = None
+    retried: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Work:
+    """One pair and its planned action, with what the writes returned."""
+
+    action: Action
+    link: Link | None
+    ids: dict[Side, str | None]
+    items: dict[Side, SideItem | None]
+    states: dict[Side, SideState]
+    replaces: Link | None = None
+    key: str | None = None  # the create's correlation key
+    pair_key: str | None = None  # the journalled merge or match
+    set_aside: bool = False  # a detach because the item left the scope: its id is kept
+    dirty: bool = False  # the link row must be saved even if nothing else changed
+    results: dict[Side, WriteResult] = field(default_factory=dict)
+
+    def item_key(self) -> str:
+        for side in SIDES:
+            item_id = self.ids[side]
+            if item_id is not None:
+                return f"{side}:{item_id}"
+        return "-"
+
+    def label(self) -> str:
+        for side in SIDES:
+            fields = self.states[side].fields
+            if fields:
+                for name in ("subject", "last_name", "email", "first_name"):
+                    value = fields.get(name)
+                    if isinstance(value, str) and value:
+                        return value
+        return self.item_key()
+
+
+def stream_name(kind: Kind, side: Side) -> str:
+    return f"sync:{kind}:{side}"
+
+
+class KindSession:
+    """Runs one session for one kind; `run()` once."""
+
+    def __init__(
+        self,
+        kind: Kind,
+        mailbox: SideRepository,
+        salesforce: SideRepository,
+        state: SyncState,
+        options: KindOptions,
+        *,
+        run_id: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.kind = kind
+        self.repos: dict[Side, SideRepository] = {"mailbox": mailbox, "salesforce": salesforce}
+        self.state = state
+        self.options = options
+        self.rules = options.rules
+        self.run_id = run_id
+        self.progress = progress
+        self.names = sorted(mailbox.fields & salesforce.fields & set(FIELDS[kind]))
+        self.result = KindResult(kind)
+        self._failed_ids: dict[Side, set[str]] = {"mailbox": set(), "salesforce": set()}
+
+    # --- the session ------------------------------------------------------------------------
+
+    def run(self) -> KindResult:
+        if self.rules.direction is Direction.OFF:
+            return self.result
+        self._emit("reading", 0, 0)
+        recovered = recover(self.kind, self.repos, self.state, self.names)
+        for side in SIDES:
+            self.result.counts[side].created += recovered[side]
+        kept = apply_kept_versions(self.kind, self.repos, self.state, self.names)
+        for side in SIDES:
+            self.result.counts[side].created += kept[(side, "created")]
+            self.result.counts[side].updated += kept[(side, "updated")]
+        # Another direction changes which items are in play (one-way leaves items unlinked), so
+        # the first session after a switch lists both sides in full.
+        relist = self.state.cursor(self._direction_stream) != self.rules.direction.value
+        changes = {side: self._read(side, relist) for side in SIDES}
+        work = self._pair(changes)
+        verdict = check_mass_delete(
+            [w.action for w in work],
+            self.state.count_active_links(self.kind),
+            minimum=self.options.mass_delete_min,
+            ratio=self.options.mass_delete_ratio,
+        )
+        if verdict is GuardVerdict.TRIPPED:
+            answer = self.state.take_mass_delete_answer(self.kind)
+            if answer == "restore":
+                work = self._restore(work)
+            elif answer != "allow":
+                self._hold(work)
+                return self.result
+        else:
+            self._close_mass_delete_prompts()
+        self._apply(work)
+        with self.state.transaction():
+            self.state.set_cursor(self._direction_stream, self.rules.direction.value)
+            for side in SIDES:
+                cursor = changes[side].cursor
+                if cursor is not None:
+                    self.state.set_cursor(stream_name(self.kind, side), cursor)
+                self.state.clear_retries(
+                    self.kind, side, changes[side].retried - self._failed_ids[side]
+                )
+        self._emit("done", len(work), len(work))
+        return self.result
+
+    # --- reading and pairing ----------------------------------------------------------------
+
+    @property
+    def _direction_stream(self) -> str:
+        return f"sync:{self.kind}:direction"
+
+    def _read(self, side: Side, relist: bool) -> _Changes:
+        repo = self.repos[side]
+        changes = _Changes()
+        cursor = None if relist else self.state.cursor(stream_name(self.kind, side))
+        for page in repo.read_changes(cursor):
+            changes.full = changes.full or page.full
+            for item in page.upserted:
+                self._note(changes, item.id, item)
+            for item_id in page.removed:
+                self._note(changes, item_id, None, changes.removed)
+            for item_id in page.departed:
+                self._note(changes, item_id, None, changes.departed)
+            changes.cursor = page.cursor
+        retry = self.state.retry_ids(self.kind, side)
+        if retry:
+            changes.retried = retry
+            self._confirm(side, changes, retry)
+        return changes
+
+    @staticmethod
+    def _note(
+        changes: _Changes, item_id: str, item: SideItem | None, into: set[str] | None = None
+    ) -> None:
+        """Record the latest news about one id (a later page overrides an earlier one)."""
+        changes.upserted.pop(item_id, None)
+        changes.removed.discard(item_id)
+        changes.departed.discard(item_id)
+        if item is not None:
+            changes.upserted[item_id] = item
+        elif into is not None:
+            into.add(item_id)
+
+    def _confirm(self, side: Side, changes: _Changes, ids: set[str]) -> None:
+        """Fetch ids the change feed said nothing about: present, out of scope, or gone."""
+        wanted = sorted(ids - set(changes.upserted) - changes.removed - changes.departed)
+        if not wanted:
+            return
+        got = {item.id: item for item in self.repos[side].get(wanted)}
+        for item_id in wanted:
+            item = got.get(item_id)
+            if item is None:
+                self._note(changes, item_id, None, changes.removed)
+            elif item.in_scope:
+                self._note(changes, item_id, item)
+            else:
+                self._note(changes, item_id, None, changes.departed)
+
+    def _project(self, item: SideItem) -> dict[str, FieldValue]:
+        return project(self.kind, item.fields, self.names)
+
+    def _side_state(
+        self, link: Link, side: Side, changes: _Changes
+    ) -> tuple[SideState, SideItem | None]:
+        item_id = link.side_id(side)
+        item = changes.upserted.get(item_id) if item_id is not None else None
+        if item is not None:
+            fields = self._project(item)
+            same = fields_hash(fields, self.names) == link.side_hash(side)
+            status = Status.UNCHANGED if same else Status.CHANGED
+            return SideState(status, fields, item.modified_at), item
+        if item_id is None or item_id in changes.removed or changes.full:
+            return SideState(Status.DELETED), None
+        return SideState(Status.UNCHANGED, project(self.kind, link.base, self.names)), None
+
+    def _pair(self, changes: dict[Side, _Changes]) -> list[_Work]:
+        links: dict[int, Link] = {}
+        if any(c.full for c in changes.values()):
+            links = {link.id: link for link in self.state.links(self.kind) if link.id is not None}
+            for side in SIDES:  # a full listing shows the scope: check what it left out
+                if changes[side].full:
+                    listed = {link.side_id(side) for link in links.values()} - {None}
+                    self._confirm(side, changes[side], {i for i in listed if i is not None})
+        else:
+            for side in SIDES:
+                ids = set(changes[side].upserted) | changes[side].removed | changes[side].departed
+                for link in self.state.links_for(self.kind, side, ids).values():
+                    if link.id is not None:
+                        links[link.id] = link
+        self._confirm_returning(links.values(), changes)
+        work: list[_Work] = []
+        linked: dict[Side, set[str]] = {"mailbox": set(), "salesforce": set()}
+        for link in links.values():
+            for side in SIDES:
+                item_id = link.side_id(side)
+                if item_id is not None:
+                    linked[side].add(item_id)
+            pair = self._pair_link(link, changes)
+            if pair is not None:
+                work.append(pair)
+        new = {
+            side: [
+                replace(item, fields=normalize(self.kind, item.fields))
+                for item_id, item in sorted(changes[side].upserted.items())
+                if item_id not in linked[side]
+            ]
+            for side in SIDES
+        }
+        work.extend(self._match_and_plan(new["mailbox"], new["salesforce"], changes))
+        return work
+
+    @staticmethod
+    def _out_side(link: Link) -> Side | None:
+        if link.state == "mailbox_detached":
+            return "mailbox"
+        if link.state == "salesforce_detached":
+            return "salesforce"
+        return None
+
+    def _confirm_returning(self, links: Iterable[Link], changes: dict[Side, _Changes]) -> None:
+        """Items back in scope are merged with their partner's current state: fetch it."""
+        wanted: dict[Side, set[str]] = {"mailbox": set(), "salesforce": set()}
+        for link in links:
+            out = self._out_side(link)
+            out_id = link.side_id(out) if out is not None else None
+            if out is not None and out_id is not None and out_id in changes[out].upserted:
+                present_id = link.side_id(other_side(out))
+                if present_id is not None:
+                    wanted[other_side(out)].add(present_id)
+        for side in SIDES:
+            if wanted[side]:
+                self._confirm(side, changes[side], wanted[side])
+
+    def _pair_link(self, link: Link, changes: dict[Side, _Changes]) -> _Work | None:
+        ids: dict[Side, str | None] = {side: link.side_id(side) for side in SIDES}
+        departed = [s for s in SIDES if ids[s] is not None and ids[s] in changes[s].departed]
+        out = self._out_side(link)
+        if out is not None:
+            out_id = ids[out]
+            if out_id is not None and out_id in changes[out].upserted:
+                return self._returning(replace(link, state="active"), ids, changes)
+            present = other_side(out)
+            state, _ = self._side_state(link, present, changes[present])
+            if out_id is not None and out_id in changes[out].removed:
+                # deleted while out of scope: an ordinary tombstone from now on
+                gone = SideState(Status.DELETED)
+                action = Action(Op.NONE, Op.NONE, LinkChange.KEEP)
+                cleared = link.cleared(out)
+                return _Work(
+                    action,
+                    cleared,
+                    ids,
+                    {"mailbox": None, "salesforce": None},
+                    {"mailbox": gone, "salesforce": gone},
+                    dirty=True,
+                )
+            if state.status is not Status.DELETED and present not in departed:
+                return None
+            gone = SideState(Status.DELETED)
+            action = Action(Op.NONE, Op.NONE, LinkChange.DROP)
+            return _Work(
+                action,
+                link,
+                ids,
+                {"mailbox": None, "salesforce": None},
+                {"mailbox": gone, "salesforce": gone},
+            )
+        if departed:
+            return self._set_aside(link, ids, departed, changes)
+        return self._returning(link, ids, changes, dirty=False)
+
+    def _returning(
+        self,
+        link: Link,
+        ids: dict[Side, str | None],
+        changes: dict[Side, _Changes],
+        *,
+        dirty: bool = True,
+    ) -> _Work:
+        """Plan an active link (`dirty` when it was just re-activated)."""
+        mb, mb_item = self._side_state(link, "mailbox", changes["mailbox"])
+        sf, sf_item = self._side_state(link, "salesforce", changes["salesforce"])
+        action = plan(mb, sf, project(self.kind, link.base, self.names), self.rules)
+        return _Work(
+            action,
+            link,
+            ids,
+            {"mailbox": mb_item, "salesforce": sf_item},
+            {"mailbox": mb, "salesforce": sf},
+            dirty=dirty,
+        )
+
+    def _set_aside(
+        self,
+        link: Link,
+        ids: dict[Side, str | None],
+        departed: list[Side],
+        changes: dict[Side, _Changes],
+    ) -> _Work:
+        """A side left the scope: keep a tombstone for the other (nothing is deleted anywhere),
+        or forget the link when the other side is gone or out of scope too."""
+        gone = SideState(Status.DELETED)
+        states: dict[Side, SideState] = {"mailbox": gone, "salesforce": gone}
+        if len(departed) == 2:
+            change = LinkChange.DROP
+        else:
+            other = other_side(departed[0])
+            state, _ = self._side_state(link, other, changes[other])
+            states[other] = state
+            if state.status is Status.DELETED:
+                change = LinkChange.DROP
+            elif departed[0] == "mailbox":
+                change = LinkChange.DETACH_MAILBOX
+            else:
+                change = LinkChange.DETACH_SALESFORCE
+        action = Action(Op.NONE, Op.NONE, change)
+        return _Work(
+            action, link, ids, {"mailbox": None, "salesforce": None}, states, set_aside=True
+        )
+
+    def _match_and_plan(
+        self, new_mb: list[SideItem], new_sf: list[SideItem], changes: dict[Side, _Changes]
+    ) -> list[_Work]:
+        pairs, rest_mb, rest_sf = match_items(self.kind, new_mb, new_sf)
+        matched: list[tuple[SideItem, SideItem, Link | None]] = [(a, b, None) for a, b in pairs]
+        creates_sf = self.rules.direction in (Direction.TWO_WAY, Direction.MAILBOX_TO_SF)
+        creates_mb = self.rules.direction in (Direction.TWO_WAY, Direction.SF_TO_MAILBOX)
+        # A side listed in full this session was seen whole: no lookup can find more there.
+        if creates_sf and rest_mb and not changes["salesforce"].full:
+            found, rest_mb = self._lookup("salesforce", rest_mb, changes)
+            matched.extend((mine, theirs, old) for mine, theirs, old in found)
+        if creates_mb and rest_sf and not changes["mailbox"].full:
+            found, rest_sf = self._lookup("mailbox", rest_sf, changes)
+            matched.extend((theirs, mine, old) for mine, theirs, old in found)
+        work: list[_Work] = []
+        for mb_item, sf_item, old in matched:
+            mb = SideState(Status.NEW, self._project(mb_item), mb_item.modified_at)
+            sf = SideState(Status.NEW, self._project(sf_item), sf_item.modified_at)
+            work.append(self._unlinked_work(mb, sf, mb_item, sf_item, old))
+        absent = SideState(Status.ABSENT)
+        for item in rest_mb:
+            mb = SideState(Status.NEW, self._project(item), item.modified_at)
+            work.append(self._unlinked_work(mb, absent, item, None, None))
+        for item in rest_sf:
+            sf = SideState(Status.NEW, self._project(item), item.modified_at)
+            work.append(self._unlinked_work(absent, sf, None, item, None))
+        return work
+
+    def _unlinked_work(
+        self,
+        mb: SideState,
+        sf: SideState,
+        mb_item: SideItem | None,
+        sf_item: SideItem | None,
+        replaces: Link | None,
+    ) -> _Work:
+        action = plan(mb, sf, None, self.rules)
+        return _Work(
+            action,
+            None,
+            {
+                "mailbox": mb_item.id if mb_item else None,
+                "salesforce": sf_item.id if sf_item else None,
+            },
+            {"mailbox": mb_item, "salesforce": sf_item},
+            {"mailbox": mb, "salesforce": sf},
+            replaces=replaces,
+        )
+
+    def _lookup(
+        self, side: Side, probes: list[SideItem], changes: dict[Side, _Changes]
+    ) -> tuple[list[tuple[SideItem, SideItem, Link | None]], list[SideItem]]:
+        """Match items about to be created on `side` against what `side` already holds."""
+        seen = set(changes[side].upserted) | changes[side].removed | changes[side].departed
+        candidates = [
+            replace(c, fields=normalize(self.kind, c.fields))
+            for c in self.repos[side].find_candidates([p.fields for p in probes])
+            if c.id not in seen
+        ]
+        if not candidates:
+            return [], probes
+        links = self.state.links_for(self.kind, side, [c.id for c in candidates])
+        free = [c for c in candidates if c.id not in links or links[c.id].state != "active"]
+        if side == "salesforce":
+            pairs, rest, _ = match_items(self.kind, probes, free)
+            return [(a, b, links.get(b.id)) for a, b in pairs], rest
+        pairs_rev, _, rest = match_items(self.kind, free, probes)
+        return [(b, a, links.get(a.id)) for a, b in pairs_rev], rest
+
+    # --- the guard --------------------------------------------------------------------------
+
+    def _hold(self, work: list[_Work]) -> None:
+        deletes = [
+            {"side": side, "id": w.ids[side], "label": w.label()}
+            for w in work
+            for side in SIDES
+            if w.action.op(side) is Op.DELETE
+        ]
+        label = KIND_LABEL[self.kind]
+        issue_id = self.state.record_issue(
+            run_id=self.run_id,
+            kind=self.kind,
+            category="mass_delete",
+            title=f"{len(deletes)} {label}s would be deleted",
+            message=(
+                f"This session would delete {len(deletes)} {label}s, more than the safety "
+                "threshold. Nothing was deleted. Allow the deletions, or Restore the items."
+            ),
+            item_key=self.kind,
+            payload={"deletes": deletes, "linked": self.state.count_active_links(self.kind)},
+        )
+        self.result.stopped = True
+        self.result.issues.append(
+            {
+                "id": issue_id,
+                "kind": self.kind,
+                "category": "mass_delete",
+                "title": f"{len(deletes)} {label}s would be deleted",
+                "item_key": self.kind,
+            }
+        )
+
+    def _close_mass_delete_prompts(self) -> None:
+        """Nothing to hold back: open prompts and unused answers no longer apply."""
+        for issue in self.state.open_issues(self.kind, "mass_delete"):
+            self.state.resolve_issue(issue.id, "obsolete")
+        self.state.take_mass_delete_answer(self.kind)
+
+    def _restore(self, work: list[_Work]) -> list[_Work]:
+        restored = restore_deletions([(w.action, w.states) for w in work])
+        return [replace(w, action=action) for w, action in zip(work, restored, strict=True)]
+
+    # --- applying ---------------------------------------------------------------------------
+
+    def _apply(self, work: Sequence[_Work]) -> None:
+        todo = [w for w in work if self._has_work(w)]
+        size = max(1, min(repo.max_batch for repo in self.repos.values()))
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            self._journal_pairs(
+                [w for w in chunk if Op.UPDATE in (w.action.mailbox, w.action.salesforce)]
+            )
+            for side in SIDES:
+                self._create(side, [w for w in chunk if w.action.op(side) is Op.CREATE])
+                self._update(side, [w for w in chunk if w.action.op(side) is Op.UPDATE])
+                self._delete(side, [w for w in chunk if w.action.op(side) is Op.DELETE])
+            with self.state.transaction():
+                for w in chunk:
+                    self._settle(w)
+            self._emit("applying", min(start + size, len(todo)), len(todo))
+
+    def _has_work(self, w: _Work) -> bool:
+        """Writes, a link change, or at least a version to refresh (a server-side touch)."""
+        if w.dirty or w.action.writes or w.action.link not in (LinkChange.NONE, LinkChange.KEEP):
+            return True
+        link = w.link
+        return (
+            w.action.link is LinkChange.KEEP
+            and link is not None
+            and any(self._version(w, s) != link.side_version(s) for s in SIDES)
+        )
+
+    def _journal_pairs(self, work: list[_Work]) -> None:
+        """Record merges and first-run matches before their writes (see `recovery`)."""
+        intents: dict[Side, list[tuple[str, Mapping[str, object]]]] = {s: [] for s in SIDES}
+        for w in work:
+            w.pair_key = uuid.uuid4().hex
+            written = [s for s in SIDES if w.action.op(s) is Op.UPDATE]
+            payload = {
+                "op": "update" if w.link is not None else "match",
+                "link_id": w.link.id if w.link is not None else None,
+                "ids": dict(w.ids),
+                "written": written,
+                "fields": _jsonable(w.action.merged or {}),
+            }
+            intents[written[0]].append((w.pair_key, payload))
+        for side in SIDES:
+            if intents[side]:
+                self.state.add_intents(self.kind, side, intents[side])
+
+    def _create(self, side: Side, work: list[_Work]) -> None:
+        if not work:
+            return
+        source = other_side(side)
+        intents: list[tuple[str, Mapping[str, object]]] = []
+        for w in work:
+            w.key = uuid.uuid4().hex
+            source_item = w.items[source]
+            intents.append(
+                (
+                    w.key,
+                    {
+                        "op": "create",
+                        "source": source,
+                        "source_id": w.ids[source],
+                        "source_version": source_item.version if source_item else "",
+                        "fields": _jsonable(w.action.merged or {}),
+                    },
+                )
+            )
+        self.state.add_intents(self.kind, side, intents)
+        results = self.repos[side].create(
+            [NewItem(w.key or "", dict(w.action.merged or {})) for w in work]
+        )
+        self._assign(side, work, results)
+
+    def _update(self, side: Side, work: list[_Work]) -> None:
+        if not work:
+            return
+        updates = []
+        for w in work:
+            current = w.states[side].fields or {}
+            merged = w.action.merged or {}
+            changed = frozenset(n for n in merged if current.get(n) != merged.get(n))
+            updates.append(
+                ItemUpdate(w.ids[side] or "", self._version(w, side), dict(merged), changed)
+            )
+        self._assign(side, work, self.repos[side].update(updates))
+
+    def _delete(self, side: Side, work: list[_Work]) -> None:
+        if not work:
+            return
+        deletes = [ItemDelete(w.ids[side] or "", self._version(w, side)) for w in work]
+        self._assign(side, work, self.repos[side].delete(deletes))
+
+    def _version(self, w: _Work, side: Side) -> str:
+        item = w.items[side]
+        if item is not None:
+            return item.version
+        return w.link.side_version(side) if w.link is not None else ""
+
+    def _assign(self, side: Side, work: list[_Work], results: list[WriteResult]) -> None:
+        if len(results) != len(work):
+            raise RuntimeError(
+                f"{self.repos[side].__class__.__name__} returned {len(results)} results "
+                f"for {len(work)} items"
+            )
+        for w, outcome in zip(work, results, strict=True):
+            result = outcome
+            if result.ok and w.action.op(side) is Op.CREATE and not result.id:
+                result = WriteResult.failure(
+                    "The server did not return the new item.", transient=True
+                )
+            w.results[side] = result
+
+    def _settle(self, w: _Work) -> None:
+        """Save what a pair's writes achieved; a partly failed pair keeps its old link and is
+        re-read next session, so the merge runs again from both sides' real state."""
+        failures = [(side, r) for side, r in w.results.items() if not r.ok]
+        if w.pair_key is not None:  # the outcome is known either way
+            self.state.finish_intents([w.pair_key])
+        if failures:
+            self._fail(w, failures)
+            return
+        action = w.action
+        for side in w.results:
+            counts = self.result.counts[side]
+            op = action.op(side)
+            if op is Op.CREATE:
+                counts.created += 1
+            elif op is Op.UPDATE:
+                counts.updated += 1
+            elif op is Op.DELETE:
+                counts.deleted += 1
+        self._save_link(w)
+        if w.key is not None:
+            self.state.finish_intents([w.key])
+        if action.conflict is not None:
+            self._record_conflict(w)
+        self.state.resolve_item_issues(self.kind, [w.item_key()], "synced")
+
+    def _save_link(self, w: _Work) -> None:
+        action, link = w.action, w.link
+        if action.link is LinkChange.DROP:
+            if link is not None and link.id is not None:
+                self.state.delete_link(link.id)
+            return
+        if action.link in (LinkChange.DETACH_MAILBOX, LinkChange.DETACH_SALESFORCE):
+            out: Side = "mailbox" if action.link is LinkChange.DETACH_MAILBOX else "salesforce"
+            if link is not None:
+                # out of scope: keep the id, so the item re-attaches when it comes back
+                kept = link if w.set_aside else link.cleared(out)
+                self.state.save_link(kept.detached(out))
+            return
+        if action.link is LinkChange.KEEP:
+            if link is not None:
+                fresh = {s: self._version(w, s) for s in SIDES}
+                if w.dirty or any(fresh[s] != link.side_version(s) for s in SIDES):
+                    self.state.save_link(
+                        replace(
+                            link,
+                            mailbox_version=fresh["mailbox"],
+                            salesforce_version=fresh["salesforce"],
+                        )
+                    )
+            return
+        if action.link is LinkChange.NONE or action.merged is None:
+            return
+        merged = project(self.kind, action.merged, self.names)
+        digest = fields_hash(merged, self.names)
+        sides: dict[Side, tuple[str | None, str]] = {}
+        for side in SIDES:
+            result = w.results.get(side)
+            if result is not None and result.id:
+                sides[side] = (result.id, result.version or "")
+            else:
+                item = w.items[side]
+                sides[side] = (w.ids[side], item.version if item else self._version(w, side))
+        if w.replaces is not None and w.replaces.id is not None:
+            self.state.delete_link(w.replaces.id)
+        self.state.save_link(
+            Link(
+                id=link.id if link is not None else None,
+                kind=self.kind,
+                mailbox_id=sides["mailbox"][0],
+                mailbox_version=sides["mailbox"][1],
+                mailbox_hash=digest,
+                salesforce_id=sides["salesforce"][0],
+                salesforce_version=sides["salesforce"][1],
+                salesforce_hash=digest,
+                base=merged,
+            )
+        )
+
+    def _fail(self, w: _Work, failures: list[tuple[Side, WriteResult]]) -> None:
+        self.result.failed_items += 1
+        for side in SIDES:
+            item_id = w.ids[side]
+            if item_id is not None:
+                self._failed_ids[side].add(item_id)
+                self.state.add_retries(self.kind, side, [item_id])
+        side, first = failures[0]
+        label = KIND_LABEL[self.kind]
+        where = "Salesforce" if side == "salesforce" else "the mailbox"
+        title = f"Couldn't save {label} '{w.label()}' in {where}"
+        issue_id = self.state.record_issue(
+            run_id=self.run_id,
+            kind=self.kind,
+            category="error",
+            title=title,
+            message=first.error + (" It will be retried." if first.transient else ""),
+            item_key=w.item_key(),
+            payload={"side": side, "transient": first.transient, "ids": dict(w.ids)},
+        )
+        self.result.issues.append(
+            {
+                "id": issue_id,
+                "kind": self.kind,
+                "category": "error",
+                "title": title,
+                "item_key": w.item_key(),
+            }
+        )
+
+    def _record_conflict(self, w: _Work) -> None:
+        conflict = w.action.conflict
+        if conflict is None:
+            return
+        label = KIND_LABEL[self.kind]
+        loser = "Salesforce" if conflict.loser == "salesforce" else "mailbox"
+        title = f"Conflict on {label} '{w.label()}': the {loser} version was kept aside"
+        names = ", ".join(conflict.fields) or "deleted on one side, edited on the other"
+        issue_id = self.state.record_issue(
+            run_id=self.run_id,
+            kind=self.kind,
+            category="conflict",
+            title=title,
+            message=f"Both sides changed it ({names}); the {conflict.winner} version won.",
+            item_key=w.item_key(),
+            payload={
+                "winner": conflict.winner,
+                "fields": list(conflict.fields),
+                "mailbox": _jsonable(conflict.mailbox) if conflict.mailbox else None,
+                "salesforce": _jsonable(conflict.salesforce) if conflict.salesforce else None,
+                "ids": dict(w.ids),
+            },
+        )
+        self.result.conflicts += 1
+        self.result.issues.append(
+            {
+                "id": issue_id,
+                "kind": self.kind,
+                "category": "conflict",
+                "title": title,
+                "item_key": w.item_key(),
+            }
+        )
+
+    def _emit(self, phase: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(Progress(self.kind, phase, done, total))
+
+
+def _jsonable(fields: Mapping[str, FieldValue]) -> dict[str, object]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+
+
+def sync_kind(
+    kind: Kind,
+    mailbox: SideRepository,
+    salesforce: SideRepository,
+    state: SyncState,
+    options: KindOptions,
+    *,
+    run_id: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> KindResult:
+    """One session for one kind; raises when a side cannot be read (the kind failed this time)."""
+    return KindSession(
+        kind, mailbox, salesforce, state, options, run_id=run_id, progress=progress
+    ).run()

@@ -1,0 +1,120 @@
+"""Small widgets the windows share: the dashboard-style switch, the card frame, the lock mark."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFocusEvent, QIcon, QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import QCheckBox, QFrame, QLabel, QPlainTextEdit, QWidget
+
+from scc_desktop.assets import asset_path
+
+
+class ToggleSwitch(QCheckBox):
+    """A QCheckBox drawn as the dashboard's switch; keeps QCheckBox's API and accessibility."""
+
+    _TRACK_W = 36
+    _TRACK_H = 20
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def sizeHint(self) -> QSize:
+        return QSize(self._TRACK_W + 4, self._TRACK_H + 4)
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+    def hitButton(self, pos: QPoint) -> bool:
+        return self.rect().contains(pos)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        palette = self.palette()
+        track = QRectF(2, (self.height() - self._TRACK_H) / 2, self._TRACK_W, self._TRACK_H)
+        if self.isChecked():
+            color = palette.color(QPalette.ColorRole.Highlight)
+        else:
+            color = palette.color(QPalette.ColorRole.Mid)
+        if not self.isEnabled():
+            color = QColor(color)
+            color.setAlpha(90)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        radius = self._TRACK_H / 2
+        painter.drawRoundedRect(track, radius, radius)
+        knob_d = self._TRACK_H - 4
+        x = track.right() - knob_d - 2 if self.isChecked() else track.left() + 2
+        knob = QColor("#ffffff")
+        if not self.isEnabled():
+            knob.setAlpha(200)
+        painter.setBrush(knob)
+        painter.drawEllipse(QRectF(x, track.top() + 2, knob_d, knob_d))
+        if self.hasFocus():
+            pen = palette.color(QPalette.ColorRole.Highlight)
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(track.adjusted(-1.5, -1.5, 1.5, 1.5), radius + 1, radius + 1)
+        painter.end()
+
+
+class Card(QFrame):
+    """A rounded panel, like the dashboard's cards."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("card")
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setStyleSheet(
+            "QFrame#card { background: palette(base); border: 1px solid palette(midlight);"
+            " border-radius: 8px; }"
+        )
+
+
+class FocusOutPlainTextEdit(QPlainTextEdit):
+    """A text box that says when the user leaves it, so its text can be checked then."""
+
+    focus_lost = Signal()
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        super().focusOutEvent(event)
+        self.focus_lost.emit()
+
+
+def lock_label(reason: str, parent: QWidget | None = None) -> QLabel:
+    label = QLabel(parent)
+    label.setPixmap(QIcon(str(asset_path("icons/lock.svg"))).pixmap(14, 14))
+    label.setToolTip(reason)
+    label.setAccessibleName("Locked")
+    return label
+
+
+def plain_label(text: str = "", parent: QWidget | None = None) -> QLabel:
+    """A label for data: never interpreted as rich text."""
+    label = QLabel(text, parent)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    return label
+
+
+def help_label(text: str, parent: QWidget | None = None) -> QLabel:
+    label = plain_label(text, parent)
+    label.setWordWrap(True)
+    palette = label.palette()
+    palette.setColor(
+        QPalette.ColorRole.WindowText, palette.color(QPalette.ColorRole.PlaceholderText)
+    )
+    label.setPalette(palette)
+    font = label.font()
+    font.setPointSizeF(max(7.0, font.pointSizeF() * 0.9))
+    label.setFont(font)
+    return label
+
+
+def error_label(parent: QWidget | None = None) -> QLabel:
+    label = plain_label("", parent)
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #c62828;")
+    label.setVisible(False)
+    return label
