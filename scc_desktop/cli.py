@@ -98,8 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = getattr(args, "command", None)
     try:
-        if command is None:
-            return _run_tray(args)
         if command == "settings":
             return _settings(args, parser)
         if command == "status":
@@ -108,9 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sync(args)
         if command == "sandbox":
             return _sandbox(args, parser)
+        return _run_tray(args)  # argparse admits no other command
     except KeyboardInterrupt:
         return EXIT_FAILED
-    parser.error(f"unknown command {command!r}")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -127,11 +125,6 @@ def _context(args: argparse.Namespace) -> Any:
     for problem in ctx.policy.problems:
         print(f"Administrator policy: {problem}", file=sys.stderr)
     return ctx
-
-
-def _not_available(what: str, issue: str) -> int:
-    print(f"scc-desktop: {what} is not available yet in this version ({issue}).", file=sys.stderr)
-    return EXIT_NOT_AVAILABLE
 
 
 # --- settings --------------------------------------------------------------------------------
@@ -172,6 +165,9 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return EXIT_OK
         if action == "set":
             value = settings.set(args.key, args.value)
+            from scc_desktop.setting_effects import apply_effect
+
+            apply_effect(ctx.paths, args.key, value)
             print(f"{args.key} = {format_value(value)}")
             return EXIT_OK
     except SettingsError as exc:
@@ -220,7 +216,60 @@ def _sync(args: argparse.Namespace) -> int:
     if not args.once:
         print("scc-desktop sync: add --once to run one session headless.", file=sys.stderr)
         return EXIT_REFUSED
-    return _not_available("headless sync", "the sync engine is being built")
+    from scc_desktop.engine_runner import EngineRunner, SandboxConnections
+    from scc_desktop.runner import NOT_CONNECTED_MESSAGE, NotConnectedRunner, SessionOutcome
+
+    ctx = _context(args)
+    as_json = bool(getattr(args, "json", False))
+
+    def progress(text: str) -> None:
+        if not as_json:
+            print(f"  {text}", file=sys.stderr, flush=True)
+
+    demo = None
+    try:
+        if getattr(args, "sandbox", False):
+            from scc_desktop.demo import start_demo
+
+            demo = start_demo(ctx.paths)
+            outcome = EngineRunner(ctx, SandboxConnections(demo)).run("cli", progress)
+        else:
+            outcome = NotConnectedRunner().run("cli", progress)
+    finally:
+        if demo is not None:
+            demo.stop()
+    if outcome.status == "not_connected":
+        outcome = SessionOutcome(
+            "not_connected",
+            f"{NOT_CONNECTED_MESSAGE} Open Settings > Accounts, or try the built-in sandbox: "
+            "scc-desktop sync --once --sandbox",
+        )
+    if as_json:
+        summary = dict(outcome.summary) or {"status": outcome.status}
+        summary.setdefault("message", outcome.message)
+        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    else:
+        _print_outcome(outcome)
+    if outcome.status == "ok":
+        return EXIT_OK
+    if outcome.status == "not_connected":
+        return EXIT_NOT_AVAILABLE
+    return EXIT_FAILED
+
+
+def _print_outcome(outcome: Any) -> None:
+    print(outcome.message)
+    counts = outcome.summary.get("counts", {})
+    for kind, sides in counts.items():
+        cells = ", ".join(
+            f"{side}: +{n['created']} ~{n['updated']} -{n['deleted']}" for side, n in sides.items()
+        )
+        print(f"  {kind:<8} {cells}")
+    calls = outcome.summary.get("api_calls", {})
+    if calls:
+        print("  API calls: " + ", ".join(f"{k} {v}" for k, v in calls.items()))
+    for issue in outcome.summary.get("issues", [])[:20]:
+        print(f"  issue [{issue.get('kind')}] {issue.get('title')}")
 
 
 # --- sandbox ---------------------------------------------------------------------------------
@@ -254,7 +303,16 @@ def _sandbox(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _run_tray(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    from scc_desktop.runner import NotConnectedRunner
     from scc_desktop.ui import run_app
+
+    if getattr(args, "sandbox", False):
+        from scc_desktop.engine_runner import SandboxRunnerFactory
+
+        factory = SandboxRunnerFactory(ctx)
+        try:
+            return int(run_app(ctx, factory, sandbox=True))
+        finally:
+            factory.close()
+    from scc_desktop.runner import NotConnectedRunner
 
     return int(run_app(ctx, NotConnectedRunner))

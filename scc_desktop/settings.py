@@ -79,14 +79,14 @@ def _soql_filter_check(text: str) -> str | None:
     return None
 
 
-def _direction(key: str, what: str, default: str = "two_way") -> Setting:
+def _direction(key: str, what: str, items: str) -> Setting:
     return Setting(
         key,
         Kind.CHOICE,
-        default,
+        "two_way",
         f"{what}: direction",
         Group.OBJECTS,
-        f"Which way {what.lower()} flow between your mailbox and Salesforce.",
+        f"Which way {items} flow between your mailbox and Salesforce.",
         DIRECTIONS,
     )
 
@@ -237,7 +237,7 @@ SETTINGS: tuple[Setting, ...] = (
         "private in Salesforce.",
     ),
     # --- What to sync -------------------------------------------------------------------------
-    _direction("contacts_direction", "Contacts"),
+    _direction("contacts_direction", "Contacts", "contacts"),
     _conflict("contacts_conflict", "Contacts"),
     Setting(
         "contacts_scope",
@@ -266,9 +266,9 @@ SETTINGS: tuple[Setting, ...] = (
         Group.OBJECTS,
         "Off: a contact deleted in the mailbox is only unlinked; Salesforce keeps it.",
     ),
-    _direction("calendar_direction", "Calendar"),
+    _direction("calendar_direction", "Calendar", "calendar items"),
     _conflict("calendar_conflict", "Calendar"),
-    _direction("tasks_direction", "Tasks"),
+    _direction("tasks_direction", "Tasks", "tasks"),
     _conflict("tasks_conflict", "Tasks"),
     Setting(
         "tasks_propagate_deletes",

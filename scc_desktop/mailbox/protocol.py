@@ -110,6 +110,22 @@ class Mailbox(Protocol):
         """Changes of the tasks of the "Salesforce Tasks" list."""
         ...
 
+    # -- fetch by id ----------------------------------------------------------------------
+    def get_contacts(self, ids: Iterable[str]) -> Mapping[str, Contact]:
+        """The contacts among `ids` that exist (in any folder), by id; missing ones are left
+        out. Batched (Graph: one $batch per 20 ids)."""
+        ...
+
+    def get_events(self, ids: Iterable[str]) -> Mapping[str, CalendarEvent]:
+        """The events or occurrences among `ids` that exist in the primary calendar, by id,
+        wherever they fall in time (outside any window); missing ones are left out."""
+        ...
+
+    def get_tasks(self, ids: Iterable[str]) -> Mapping[str, TodoTask]:
+        """The tasks among `ids` that exist in the "Salesforce Tasks" list, by id; missing
+        ones are left out."""
+        ...
+
     # -- messages ------------------------------------------------------------------------
     def get_message(self, message_id: str, *, with_body: bool = True) -> MailMessage: ...
 

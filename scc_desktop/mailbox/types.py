@@ -4,6 +4,8 @@ Nothing here knows about Microsoft Graph or Google. Datetimes are timezone-aware
 calendar items carry dates instead (`CalendarEvent.start_date`/`end_date`, end exclusive).
 Every item has an `id` (stable across moves: Graph immutable ids, Google ids) and a `version`
 (Graph changeKey, Google etag) used for conditional writes and for ignoring our own echoes.
+Contacts, events and tasks also carry `modified_at`, the provider's last-modified instant (aware
+UTC, None when the provider did not say), which the engine's newest-wins policy compares.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class Contact:
     folder: str = ""  # provider id of the contact folder / group
     sf_id: str | None = None  # the Salesforce id stamped on the contact
     sync_key: str | None = None  # the correlation key stamped when we created it
+    modified_at: datetime | None = None  # last modified (Graph lastModifiedDateTime), aware UTC
 
 
 class AttendeeType(StrEnum):
@@ -187,6 +190,7 @@ class CalendarEvent:
     version: str = ""
     sf_id: str | None = None
     sync_key: str | None = None
+    modified_at: datetime | None = None  # last modified (Graph lastModifiedDateTime), aware UTC
 
 
 class TaskStatus(StrEnum):
@@ -215,6 +219,7 @@ class TodoTask:
     version: str = ""
     sf_id: str | None = None
     sync_key: str | None = None
+    modified_at: datetime | None = None  # last modified (To Do lastModifiedDateTime), aware UTC
 
 
 T = TypeVar("T")

@@ -1,15 +1,22 @@
 """A change feed per object kind: what changed and what was deleted since the last session.
 
-Changes come from a SystemModstamp high-water mark (one paged query that selects only the needed
-fields and applies the caller's scope filter; a quiet session costs one call), deletions from
-`sobjects/{T}/deleted/` (one call). A full re-read replaces both when the windows are exceeded:
-no previous sync point, the last one more than 30 days ago (the replication window), or
-`earliestDateAvailable` after it (deleted records already purged, 15 days). A full read yields
-every record in scope across its pages; the caller treats linked records missing from it as gone.
+An incremental read is ONE paged `queryAll` per object kind, so a quiet session costs one call
+per kind: it selects `IsDeleted` with the needed fields, filters on `SystemModstamp >= mark` (the
+high-water mark) and the caller's scope, and orders by SystemModstamp. Rows with IsDeleted = true
+are deletions (deleting a record bumps its SystemModstamp; their deleted date is that stamp), the
+others are changed records; the mark advances over both. Salesforce keeps deleted rows queryable
+by `queryAll` only while they are in the Recycle Bin (15 days, sooner when the bin overflows or is
+emptied), so a full re-read replaces the incremental one when there is no previous sync point or
+the last one is more than 14 days old (a day of margin for clock skew). A full read is a plain
+`query`: it yields every record in scope across its pages and the caller treats linked records
+missing from it as gone.
 
-The cursor is opaque JSON (`FeedCursor.to_token()`) for the cursors table. Each page carries the
-cursor to save once that page's actions are saved; the pages of a full read carry the old cursor
-until the last one, so an interrupted full read starts again.
+The cursor is opaque JSON (`FeedCursor.to_token()`) for the cursors table; tokens written before
+the feed used `queryAll` are still read (their `deleted_since` serves as the sync point). Each
+page carries the cursor to save once that page's actions are saved. The sync point only moves on
+the last page of a read: the pages of a full read carry the old cursor until the last one, so an
+interrupted full read starts again; the pages of an incremental read advance the mark but keep the
+old sync point, so deletions not yet reached are never left to age out of the Recycle Bin.
 """
 
 from __future__ import annotations
@@ -20,50 +27,38 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from scc_desktop.salesforce.client import SalesforceClient
-from scc_desktop.salesforce.errors import RequestRefused
-from scc_desktop.salesforce.records import DeletedRecord, SfRecord, parse_sf_datetime
+from scc_desktop.salesforce.records import DeletedRecord, SfRecord
 from scc_desktop.salesforce.soql import select, soql_datetime, soql_name
 
-UPDATED_WINDOW = timedelta(days=30)
-MIN_DELETED_SPAN = timedelta(minutes=1)
-CLOCK_MARGIN = timedelta(minutes=10)  # re-ask deletions this far back: tolerates clock skew
+RECYCLE_BIN_DAYS = 15  # how long Salesforce keeps deleted rows for queryAll
+FULL_READ_AFTER = timedelta(days=RECYCLE_BIN_DAYS - 1)  # a day of margin for clock skew
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(value: datetime) -> str:
-    """The replication API's datetime format (seconds are truncated by Salesforce anyway)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def needs_full_read(
-    since: datetime | None, now: datetime, earliest_available: datetime | None = None
-) -> bool:
-    """True when an incremental read could miss something."""
-    if since is None:
-        return True
-    if now - since > UPDATED_WINDOW:
-        return True
-    return earliest_available is not None and earliest_available > since
+def needs_full_read(since: datetime | None, now: datetime) -> bool:
+    """True when an incremental read could miss something: there is no previous sync point, or it
+    is old enough that deletions made after it may have left the Recycle Bin (and so `queryAll`)."""
+    return since is None or now - since > FULL_READ_AFTER
 
 
 @dataclass(frozen=True)
 class FeedCursor:
     """Where one object kind's feed stands."""
 
-    mark: datetime | None = None  # highest SystemModstamp delivered
-    ids_at_mark: tuple[str, ...] = ()  # delivered records whose SystemModstamp == mark
-    deleted_since: datetime | None = None  # next start for deleted/
+    mark: datetime | None = None  # highest SystemModstamp delivered (changes and deletions)
+    ids_at_mark: tuple[str, ...] = ()  # delivered rows whose SystemModstamp == mark
+    synced_at: datetime | None = None  # when the last completed read started (the sync point)
 
     def to_token(self) -> str:
         return json.dumps(
             {
-                "v": 1,
+                "v": 2,
                 "mark": self.mark.isoformat() if self.mark else None,
                 "ids": list(self.ids_at_mark),
-                "deleted_since": self.deleted_since.isoformat() if self.deleted_since else None,
+                "synced_at": self.synced_at.isoformat() if self.synced_at else None,
             },
             separators=(",", ":"),
         )
@@ -74,16 +69,14 @@ class FeedCursor:
             return None
         try:
             data = json.loads(token)
+            # v1 tokens named the sync point `deleted_since` (the next start for deleted/)
+            synced = data.get("synced_at") or data.get("deleted_since")
             return cls(
                 mark=datetime.fromisoformat(data["mark"]) if data.get("mark") else None,
                 ids_at_mark=tuple(str(i) for i in data.get("ids") or ()),
-                deleted_since=(
-                    datetime.fromisoformat(data["deleted_since"])
-                    if data.get("deleted_since")
-                    else None
-                ),
+                synced_at=datetime.fromisoformat(synced) if synced else None,
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None  # an unreadable cursor means a full re-read, never a crash
 
 
@@ -101,9 +94,9 @@ class ChangePage:
 
 
 def _delivered(record: SfRecord, mark: datetime | None, seen_at_mark: set[str]) -> bool:
-    """True for a record an earlier read already delivered.
+    """True for a row an earlier read already delivered.
 
-    SOQL datetime literals have whole seconds, so `SystemModstamp >= mark` also returns records
+    SOQL datetime literals have whole seconds, so `SystemModstamp >= mark` also returns rows
     from earlier in the mark's second; those, and the ones at the mark itself, were delivered.
     """
     stamp = record.system_modstamp
@@ -128,6 +121,11 @@ def _advance(
     return mark, tuple(current_ids)
 
 
+def _is_deleted(record: SfRecord) -> bool:
+    value = record.get("IsDeleted")
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
 @dataclass
 class ChangeFeed:
     """Reads one object kind's changes; `clock` is injectable for tests."""
@@ -145,53 +143,25 @@ class ChangeFeed:
         where: str | None = None,
     ) -> Iterator[ChangePage]:
         soql_name(sobject)
-        names = list(dict.fromkeys(["Id", "SystemModstamp", *fields]))
+        names = [n for n in dict.fromkeys(["Id", "SystemModstamp", *fields]) if n != "IsDeleted"]
         now = self.clock()
-        since = cursor.deleted_since if cursor else None
-        reason = ""
+        since = cursor.synced_at if cursor else None
         if cursor is None or since is None:
-            reason = "first read"
-        elif now - since > UPDATED_WINDOW:
-            reason = "last sync more than 30 days ago"
-        deleted: list[DeletedRecord] = []
-        deleted_next = since
-        if not reason and since is not None and now - since >= MIN_DELETED_SPAN:
-            try:
-                answer = (
-                    self.client.restful(
-                        f"sobjects/{sobject}/deleted/",
-                        params={"start": _iso(since), "end": _iso(now)},
-                    )
-                    or {}
-                )
-            except RequestRefused as exc:
-                if exc.error_code != "INVALID_REPLICATION_DATE":
-                    raise
-                answer = {"earliestDateAvailable": _iso(now)}  # the window has passed
-            earliest = parse_sf_datetime(answer.get("earliestDateAvailable"))
-            if needs_full_read(since, now, earliest):
-                reason = "deleted records purged since the last sync"
-            else:
-                deleted = [
-                    DeletedRecord(str(d.get("id")), parse_sf_datetime(d.get("deletedDate")))
-                    for d in answer.get("deletedRecords") or ()
-                ]
-                covered = parse_sf_datetime(answer.get("latestDateCovered"))
-                deleted_next = max(since, (covered or now) - CLOCK_MARGIN)
-        if reason:
+            yield from self._full(sobject, names, where, cursor, now, "first read")
+        elif needs_full_read(since, now):
+            days = FULL_READ_AFTER.days
+            reason = f"last sync more than {days} days ago (deletions leave the Recycle Bin)"
             yield from self._full(sobject, names, where, cursor, now, reason)
-            return
-        assert cursor is not None
-        yield from self._incremental(sobject, names, where, cursor, deleted, deleted_next)
+        else:
+            yield from self._incremental(sobject, names, where, cursor, now)
 
-    def _incremental(  # noqa: PLR0917
+    def _incremental(
         self,
         sobject: str,
         names: list[str],
         where: str | None,
         cursor: FeedCursor,
-        deleted: list[DeletedRecord],
-        deleted_next: datetime | None,
+        now: datetime,
     ) -> Iterator[ChangePage]:
         clauses = []
         if cursor.mark is not None:
@@ -199,23 +169,24 @@ class ChangeFeed:
         if where:
             clauses.append(f"({where})")
         soql = select(
-            sobject, names, " AND ".join(clauses) or None, order_by="SystemModstamp ASC, Id ASC"
+            sobject,
+            [*names, "IsDeleted"],
+            " AND ".join(clauses) or None,
+            order_by="SystemModstamp ASC, Id ASC",
         )
         mark, ids = cursor.mark, cursor.ids_at_mark
         seen_at_mark = set(ids)
-        first = True
-        for page, last in self._pages(soql, sobject):
+        for page, last in self._pages(soql, sobject, include_deleted=True):
             fresh = [r for r in page if not _delivered(r, cursor.mark, seen_at_mark)]
             mark, ids = _advance(mark, ids, fresh)
             yield ChangePage(
                 sobject=sobject,
-                records=fresh,
-                deleted=deleted if first else [],
+                records=[r for r in fresh if not _is_deleted(r)],
+                deleted=[DeletedRecord(r.id, r.system_modstamp) for r in fresh if _is_deleted(r)],
                 full=False,
                 last=last,
-                cursor=FeedCursor(mark, ids, deleted_next),
+                cursor=FeedCursor(mark, ids, now if last else cursor.synced_at),
             )
-            first = False
 
     def _full(  # noqa: PLR0917
         self,
@@ -238,13 +209,17 @@ class ChangeFeed:
                 deleted=[],
                 full=True,
                 last=last,
-                cursor=FeedCursor(mark, ids, now - CLOCK_MARGIN) if last else old,
+                cursor=FeedCursor(mark, ids, now) if last else old,
                 reason=reason,
             )
 
-    def _pages(self, soql: str, sobject: str) -> Iterator[tuple[list[SfRecord], bool]]:
+    def _pages(
+        self, soql: str, sobject: str, *, include_deleted: bool = False
+    ) -> Iterator[tuple[list[SfRecord], bool]]:
         """Each page with a flag telling whether it is the last (the next one is prefetched)."""
-        pages = self.client.query_records(soql, sobject=sobject, batch_size=self.batch_size)
+        pages = self.client.query_records(
+            soql, sobject=sobject, batch_size=self.batch_size, include_deleted=include_deleted
+        )
         page: list[SfRecord] = next(pages, [])
         while True:
             following = next(pages, None)

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 ADMIN_PREFIX = "/__sandbox__"
 LOOPBACK = "127.0.0.1"
 SEEDS = ("empty", "demo", "large")
+PORT_FILE = "port"
 
 ServiceFactory = Callable[[Path, str], SandboxService]
 
@@ -81,15 +82,9 @@ class SandboxServer:
         self.data_dir = make_private_dir(Path(data_dir))
         self.ca = SandboxCA.load_or_create(self.data_dir)
         self.counters = CallCounters()
-        self._server: BaseWSGIServer = make_server(
-            LOOPBACK,
-            port,
-            self._wsgi,
-            threaded=True,
-            request_handler=_QuietHandler,
-            ssl_context=self.ca.server_context(),
-        )
+        self._server = self._bind(port)
         self.port = int(self._server.server_port)
+        (self.data_dir / PORT_FILE).write_text(str(self.port), encoding="utf-8")
         self.base_url = f"https://{LOOPBACK}:{self.port}"
         self.services: list[SandboxService] = [
             factory(self.data_dir, self.base_url)
@@ -101,6 +96,28 @@ class SandboxServer:
             elif service.is_empty():
                 service.reset("demo", {})
         self._thread: threading.Thread | None = None
+
+    def _bind(self, port: int) -> BaseWSGIServer:
+        """Bind loopback; with port 0, the port this data folder used last time when it is free,
+        so clients' stored URLs stay valid across restarts."""
+
+        def make(p: int) -> BaseWSGIServer:
+            return make_server(
+                LOOPBACK,
+                p,
+                self._wsgi,
+                threaded=True,
+                request_handler=_QuietHandler,
+                ssl_context=self.ca.server_context(),
+            )
+
+        remembered = self.data_dir / PORT_FILE
+        if port == 0 and remembered.exists():
+            try:
+                return make(int(remembered.read_text(encoding="utf-8").strip()))
+            except (OSError, ValueError):
+                pass
+        return make(port)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> SandboxServer:

@@ -133,7 +133,6 @@ class _Work:
     replaces: Link | None = None
     key: str | None = None  # the create's correlation key
     pair_key: str | None = None  # the journalled merge or match
-    set_aside: bool = False  # a detach because the item left the scope: its id is kept
     dirty: bool = False  # the link row must be saved even if nothing else changed
     results: dict[Side, WriteResult] = field(default_factory=dict)
 
@@ -363,38 +362,57 @@ class KindSession:
         departed = [s for s in SIDES if ids[s] is not None and ids[s] in changes[s].departed]
         out = self._out_side(link)
         if out is not None:
-            out_id = ids[out]
-            if out_id is not None and out_id in changes[out].upserted:
-                return self._returning(replace(link, state="active"), ids, changes)
-            present = other_side(out)
-            state, _ = self._side_state(link, present, changes[present])
-            if out_id is not None and out_id in changes[out].removed:
-                # deleted while out of scope: an ordinary tombstone from now on
-                gone = SideState(Status.DELETED)
-                action = Action(Op.NONE, Op.NONE, LinkChange.KEEP)
-                cleared = link.cleared(out)
-                return _Work(
-                    action,
-                    cleared,
-                    ids,
-                    {"mailbox": None, "salesforce": None},
-                    {"mailbox": gone, "salesforce": gone},
-                    dirty=True,
-                )
-            if state.status is not Status.DELETED and present not in departed:
-                return None
-            gone = SideState(Status.DELETED)
-            action = Action(Op.NONE, Op.NONE, LinkChange.DROP)
-            return _Work(
-                action,
-                link,
-                ids,
-                {"mailbox": None, "salesforce": None},
-                {"mailbox": gone, "salesforce": gone},
-            )
+            return self._pair_detached(link, out, ids, changes)
         if departed:
             return self._set_aside(link, ids, departed, changes)
         return self._returning(link, ids, changes, dirty=False)
+
+    def _pair_detached(
+        self, link: Link, out: Side, ids: dict[Side, str | None], changes: dict[Side, _Changes]
+    ) -> _Work | None:
+        """A link whose `out` side is not synced: deleted (id None) or out of scope (id kept)."""
+        present = other_side(out)
+        out_id, present_id = ids[out], ids[present]
+        if out_id is not None and out_id in changes[out].upserted:  # back in scope
+            if present_id is not None and present_id in changes[present].departed:
+                return self._relinked(link.detached(present), ids)  # the partner is out now
+            return self._returning(replace(link, state="active"), ids, changes)
+        if out_id is not None and out_id in changes[out].removed:  # deleted while out of scope
+            return (
+                self._dropped(link, ids)
+                if present_id is None
+                else (self._relinked(link.cleared(out), ids))
+            )
+        if present_id is None or present_id in changes[present].departed:
+            return None
+        state, _ = self._side_state(link, present, changes[present])
+        if state.status is not Status.DELETED:
+            return None  # a tombstone keeps the present item from being re-created over there
+        if out_id is None:
+            return self._dropped(link, ids)
+        return self._relinked(link.cleared(present), ids)  # out of scope and its partner gone
+
+    def _relinked(self, link: Link, ids: dict[Side, str | None]) -> _Work:
+        """Save a changed link row; no item is written."""
+        gone = SideState(Status.DELETED)
+        return _Work(
+            Action(Op.NONE, Op.NONE, LinkChange.KEEP),
+            link,
+            ids,
+            {"mailbox": None, "salesforce": None},
+            {"mailbox": gone, "salesforce": gone},
+            dirty=True,
+        )
+
+    def _dropped(self, link: Link, ids: dict[Side, str | None]) -> _Work:
+        gone = SideState(Status.DELETED)
+        return _Work(
+            Action(Op.NONE, Op.NONE, LinkChange.DROP),
+            link,
+            ids,
+            {"mailbox": None, "salesforce": None},
+            {"mailbox": gone, "salesforce": gone},
+        )
 
     def _returning(
         self,
@@ -424,26 +442,15 @@ class KindSession:
         departed: list[Side],
         changes: dict[Side, _Changes],
     ) -> _Work:
-        """A side left the scope: keep a tombstone for the other (nothing is deleted anywhere),
-        or forget the link when the other side is gone or out of scope too."""
-        gone = SideState(Status.DELETED)
-        states: dict[Side, SideState] = {"mailbox": gone, "salesforce": gone}
+        """A side left the scope: nothing is deleted anywhere, and the link keeps the ids, so the
+        item re-attaches (and merges) when it comes back instead of being created again."""
         if len(departed) == 2:
-            change = LinkChange.DROP
-        else:
-            other = other_side(departed[0])
-            state, _ = self._side_state(link, other, changes[other])
-            states[other] = state
-            if state.status is Status.DELETED:
-                change = LinkChange.DROP
-            elif departed[0] == "mailbox":
-                change = LinkChange.DETACH_MAILBOX
-            else:
-                change = LinkChange.DETACH_SALESFORCE
-        action = Action(Op.NONE, Op.NONE, change)
-        return _Work(
-            action, link, ids, {"mailbox": None, "salesforce": None}, states, set_aside=True
-        )
+            return self._relinked(link.detached("mailbox"), ids)
+        out = departed[0]
+        other = other_side(out)
+        state, _ = self._side_state(link, other, changes[other])
+        kept = link.cleared(other) if state.status is Status.DELETED else link
+        return self._relinked(kept.detached(out), ids)
 
     def _match_and_plan(
         self, new_mb: list[SideItem], new_sf: list[SideItem], changes: dict[Side, _Changes]
@@ -507,7 +514,14 @@ class KindSession:
         if not candidates:
             return [], probes
         links = self.state.links_for(self.kind, side, [c.id for c in candidates])
-        free = [c for c in candidates if c.id not in links or links[c.id].state != "active"]
+        # Free: unlinked, or left behind by a partner that was deleted. A partner that is only
+        # out of scope keeps its claim, so it re-attaches when it comes back.
+        free = [
+            c
+            for c in candidates
+            if c.id not in links
+            or (links[c.id].state != "active" and links[c.id].side_id(other_side(side)) is None)
+        ]
         if side == "salesforce":
             pairs, rest, _ = match_items(self.kind, probes, free)
             return [(a, b, links.get(b.id)) for a, b in pairs], rest
@@ -703,11 +717,9 @@ class KindSession:
                 self.state.delete_link(link.id)
             return
         if action.link in (LinkChange.DETACH_MAILBOX, LinkChange.DETACH_SALESFORCE):
-            out: Side = "mailbox" if action.link is LinkChange.DETACH_MAILBOX else "salesforce"
+            gone: Side = "mailbox" if action.link is LinkChange.DETACH_MAILBOX else "salesforce"
             if link is not None:
-                # out of scope: keep the id, so the item re-attaches when it comes back
-                kept = link if w.set_aside else link.cleared(out)
-                self.state.save_link(kept.detached(out))
+                self.state.save_link(link.cleared(gone).detached(gone))
             return
         if action.link is LinkChange.KEEP:
             if link is not None:

@@ -148,11 +148,6 @@ def normalize(kind: Kind, fields: Mapping[str, object]) -> dict[str, FieldValue]
     return {name: spec[name](value) for name, value in fields.items() if name in spec}
 
 
-def empty_value(kind: Kind, name: str) -> FieldValue:
-    """What a missing field normalizes to, so 'absent' and 'empty' hash the same."""
-    return _SCHEMA[kind][name](None)
-
-
 def project(
     kind: Kind, fields: Mapping[str, FieldValue], names: Iterable[str]
 ) -> dict[str, FieldValue]:

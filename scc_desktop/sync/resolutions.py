@@ -73,8 +73,8 @@ def _overlay(
         if not isinstance(item_id, str):
             continue
         found = repos[side].get([item_id])
-        if not found:
-            continue  # gone since: nothing to overwrite there
+        if not found or not found[0].in_scope:
+            continue  # gone or out of scope since: nothing to overwrite there
         item = found[0]
         current = project(kind, item.fields, names)
         merged = {**current, **{k: v for k, v in values.items() if k in current}}

@@ -23,22 +23,47 @@ from scc_desktop.store.history import RunRecord
 from scc_desktop.ui.store_thread import StoreClient
 from scc_desktop.ui.widgets import plain_label
 
-COLUMNS = ("Started", "Trigger", "Status", "Message", "Counts")
+COLUMNS = (
+    "Started",
+    "Trigger",
+    "Status",
+    "In the mailbox",
+    "In Salesforce",
+    "API calls",
+    "Message",
+)
+SIDES = ("mailbox", "salesforce")
+KIND_WORDS = {"contact": "contacts", "event": "calendar items", "task": "tasks"}
 
 
-def format_counts(summary: dict[str, Any]) -> str:
-    """A session summary as one line: numbers as they are, nested per-object maps flattened."""
-    parts: list[str] = []
-    for key, value in sorted(summary.items()):
-        if isinstance(value, bool):
+def side_counts(summary: dict[str, Any], side: str) -> tuple[str, str]:
+    """What a session wrote on one side: a short cell and a per-kind tooltip.
+
+    The summary's `counts` are {kind: {side: {created, updated, deleted}}}.
+    """
+    totals = {"created": 0, "updated": 0, "deleted": 0}
+    details: list[str] = []
+    counts = summary.get("counts")
+    for kind, sides in counts.items() if isinstance(counts, dict) else ():
+        numbers = sides.get(side) if isinstance(sides, dict) else None
+        if not isinstance(numbers, dict):
             continue
-        if isinstance(value, int | float):
-            parts.append(f"{key} {value}")
-        elif isinstance(value, dict):
-            inner = format_counts(value)
-            if inner:
-                parts.append(f"{key}: {inner}")
-    return "; ".join(parts)
+        words = [f"{numbers.get(k, 0)} {k}" for k in totals if numbers.get(k)]
+        for key in totals:
+            value = numbers.get(key, 0)
+            totals[key] += value if isinstance(value, int) else 0
+        if words:
+            details.append(f"{KIND_WORDS.get(kind, kind)}: {', '.join(words)}")
+    cell = ", ".join(f"{n} {k}" for k, n in totals.items() if n) or "no changes"
+    return cell, "\n".join(details) or cell
+
+
+def api_calls(summary: dict[str, Any]) -> str:
+    calls = summary.get("api_calls")
+    if not isinstance(calls, dict) or not calls:
+        return ""
+    names = {"salesforce": "Salesforce", "graph": "Microsoft 365"}
+    return ", ".join(f"{names.get(k, k)} {v}" for k, v in sorted(calls.items()))
 
 
 STATUS_TEXT = {
@@ -65,7 +90,7 @@ class HistoryWindow(QMainWindow):
         self._store = store
         self.setWindowTitle("scc-desktop History")
         self.setWindowIcon(QIcon(str(asset_path("icons/scc-desktop.svg"))))
-        self.resize(820, 420)
+        self.resize(980, 420)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -75,7 +100,7 @@ class HistoryWindow(QMainWindow):
         header = self.table.horizontalHeader()
         for column in range(len(COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.empty = plain_label("No sessions yet.")
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.reload)
@@ -96,15 +121,19 @@ class HistoryWindow(QMainWindow):
     def _on_loaded(self, runs: list[RunRecord]) -> None:
         self.table.setRowCount(len(runs))
         for row, run in enumerate(runs):
+            mailbox, mailbox_tip = side_counts(run.summary, "mailbox")
+            salesforce, salesforce_tip = side_counts(run.summary, "salesforce")
             cells = (
-                format_time(run.started_at),
-                run.trigger,
-                STATUS_TEXT.get(run.status, run.status),
-                run.message,
-                format_counts(run.summary),
+                (format_time(run.started_at), ""),
+                (run.trigger, ""),
+                (STATUS_TEXT.get(run.status, run.status), ""),
+                (mailbox, mailbox_tip),
+                (salesforce, salesforce_tip),
+                (api_calls(run.summary), ""),
+                (run.message, ""),
             )
-            for column, text in enumerate(cells):
+            for column, (text, tip) in enumerate(cells):
                 item = QTableWidgetItem(text)  # items show text as plain text
-                item.setToolTip(text)
+                item.setToolTip(tip or text)
                 self.table.setItem(row, column, item)
         self.empty.setVisible(not runs)

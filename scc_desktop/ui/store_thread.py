@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from scc_desktop.context import AppContext
+from scc_desktop.setting_effects import apply_effect, reconcile
 from scc_desktop.settings import Settings, SettingsError, Value
 from scc_desktop.store.history import History
 from scc_desktop.store.issues import Issues
@@ -68,6 +69,10 @@ class StoreService(QObject):
             self._report("Settings could not be read", exc)
             return
         self.settings_loaded.emit(values, locked)
+        try:
+            reconcile(self._ctx.paths, bool(values["start_at_login"]))
+        except OSError as exc:
+            self._report("The start-at-login entry could not be updated", exc)
 
     @Slot(str, object)
     def set_setting(self, key: str, value: object) -> None:
@@ -85,6 +90,10 @@ class StoreService(QObject):
             self.setting_refused.emit(key, f"Could not save the setting: {exc}")
             return
         self.setting_saved.emit(key, saved)
+        try:
+            apply_effect(self._ctx.paths, key, saved)
+        except OSError as exc:
+            self._report("The setting was saved but could not be applied", exc)
 
     @Slot(int)
     def load_history(self, limit: int) -> None:

@@ -236,7 +236,20 @@ def test_history_window_lists_sessions_with_counts(
     qtbot: QtBot, tray_app: TrayApp, fake_runner: Any
 ) -> None:
     fake_runner.outcomes = [
-        SessionOutcome("ok", "2 contacts linked", {"contacts": {"created": 2}}, changes=2)
+        SessionOutcome(
+            "ok",
+            "2 contacts linked",
+            {
+                "counts": {
+                    "contact": {
+                        "mailbox": {"created": 2, "updated": 0, "deleted": 0},
+                        "salesforce": {"created": 0, "updated": 1, "deleted": 0},
+                    }
+                },
+                "api_calls": {"salesforce": 3, "graph": 4},
+            },
+            changes=3,
+        )
     ]
     with qtbot.waitSignal(tray_app.worker_events.finished, timeout=3_000):
         tray_app.worker.sync_now()
@@ -246,8 +259,15 @@ def test_history_window_lists_sessions_with_counts(
     assert window is not None
     qtbot.waitUntil(lambda: window.table.rowCount() == 1, timeout=3_000)
     cells = [window.table.item(0, c).text() for c in range(window.table.columnCount())]
-    assert cells[1:4] == ["manual", "OK", "2 contacts linked"]
-    assert cells[4] == "contacts: created 2"
+    assert cells[1:] == [
+        "manual",
+        "OK",
+        "2 created",
+        "1 updated",
+        "Microsoft 365 4, Salesforce 3",
+        "2 contacts linked",
+    ]
+    assert window.table.item(0, 3).toolTip() == "contacts: 2 created"
 
 
 def test_issues_window_shows_both_versions_and_resolves(

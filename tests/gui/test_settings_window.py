@@ -211,3 +211,21 @@ def test_accounts_section_is_honest_about_sign_in(window: SettingsWindow) -> Non
         assert text in buttons
         assert not buttons[text].isEnabled()
         assert buttons[text].toolTip()
+
+
+def test_start_at_login_creates_and_removes_the_autostart_entry(
+    qtbot: QtBot, window: SettingsWindow, tray_app: TrayApp, ctx: AppContext
+) -> None:
+    from scc_desktop.autostart import Autostart
+
+    entry = Autostart(ctx.paths, platform="linux").linux_entry()
+    toggle = window.editors["start_at_login"].widget
+    assert isinstance(toggle, ToggleSwitch)
+    assert not entry.exists()
+    with qtbot.waitSignal(tray_app.store_events.setting_saved, timeout=3_000):
+        qtbot.mouseClick(toggle, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(entry.exists, timeout=3_000)
+    assert "--profile" in entry.read_text(encoding="utf-8")
+    with qtbot.waitSignal(tray_app.store_events.setting_saved, timeout=3_000):
+        qtbot.mouseClick(toggle, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not entry.exists(), timeout=3_000)

@@ -121,3 +121,16 @@ def test_files_are_private(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
 
 def test_sync_requires_once(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "sync")[0] == EXIT_REFUSED
+
+
+def test_start_at_login_from_the_cli_manages_the_entry(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from scc_desktop.autostart import Autostart
+    from scc_desktop.paths import resolve_profile
+
+    entry = Autostart(resolve_profile(), platform="linux").linux_entry()
+    assert run(capsys, "settings", "set", "start_at_login", "on")[0] == EXIT_OK
+    assert entry.exists()
+    assert run(capsys, "settings", "set", "start_at_login", "off")[0] == EXIT_OK
+    assert not entry.exists()

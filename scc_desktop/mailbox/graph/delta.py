@@ -31,7 +31,11 @@ def is_resync_error(exc: GraphError) -> bool:
     return exc.status == 410 or exc.code.lower() in RESYNC_CODES
 
 
-def encode_cursor(url: str, scope: str, full: bool) -> str:
+def encode_cursor(url: str, scope: str, full: bool, base_url: str = "") -> str:
+    """The link is kept relative to the Graph base URL when it lies under it, so a cursor
+    survives a change of host or port (the built-in sandbox takes a free port at each start)."""
+    if base_url and url.startswith(base_url.rstrip("/") + "/"):
+        url = url[len(base_url.rstrip("/")) :]
     return json.dumps(
         {"v": CURSOR_VERSION, "scope": scope, "url": url, "full": full}, separators=(",", ":")
     )
@@ -99,7 +103,7 @@ def read_delta(
             page = DeltaPage(
                 stream,
                 tuple(changes),
-                encode_cursor(next_link, scope, full),
+                encode_cursor(next_link, scope, full, http.base_url),
                 done=False,
                 full_sync=full,
                 restarted=restarted,
@@ -108,7 +112,7 @@ def read_delta(
             page = DeltaPage(
                 stream,
                 tuple(changes),
-                encode_cursor(delta_link, scope, False),
+                encode_cursor(delta_link, scope, False, http.base_url),
                 done=True,
                 full_sync=full,
                 restarted=restarted,

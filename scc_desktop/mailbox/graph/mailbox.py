@@ -315,6 +315,61 @@ class GraphMailbox:
             prefer=self._page_prefer(),
         )
 
+    # -- fetch by id ---------------------------------------------------------------------------
+    def _get_by_ids(
+        self,
+        path: str,
+        ids: Iterable[str],
+        parse: Callable[[Mapping[str, Any]], T],
+        *,
+        expand: str,
+        prefer: Sequence[str] = (),
+    ) -> dict[str, T]:
+        """GET `{path}/{id}` for each id through $batch (20 per call); a 404 means the item is
+        gone (left out); any other failure raises."""
+        wanted = list(dict.fromkeys(i for i in ids if i))
+        if not wanted:
+            return {}
+        suffix = "?" + _query({"$expand": expand})
+        ops = [BatchOp("GET", f"{path}/{quote(item_id, safe='')}{suffix}") for item_id in wanted]
+        found: dict[str, T] = {}
+        for item_id, result in zip(wanted, run_batch(self.http, ops, prefer=prefer), strict=True):
+            if result.status == 404:
+                continue
+            if not result.ok or not isinstance(result.body, Mapping):
+                raise MailboxError(
+                    f"fetching {path}/{item_id} failed: {result.status} {result.error_code}",
+                    status=result.status,
+                    code=result.error_code,
+                    retryable=result.status in RETRYABLE_ITEM_STATUSES,
+                )
+            found[item_id] = parse(result.body)
+        return found
+
+    def get_contacts(self, ids: Iterable[str]) -> Mapping[str, Contact]:
+        return self._get_by_ids(
+            "/me/contacts", ids, mapping.contact_from_graph, expand=mapping.EXPAND_STAMPS
+        )
+
+    def get_events(self, ids: Iterable[str]) -> Mapping[str, CalendarEvent]:
+        """From the primary calendar (what calendarView/delta reads): an event moved to
+        Deleted Items is not found there, so it reads as deleted."""
+        return self._get_by_ids(
+            "/me/calendar/events",
+            ids,
+            mapping.event_from_graph,
+            expand=mapping.EXPAND_STAMPS,
+            prefer=(UTC_PREFER,),
+        )
+
+    def get_tasks(self, ids: Iterable[str]) -> Mapping[str, TodoTask]:
+        return self._get_by_ids(
+            self._tasks_path(),
+            ids,
+            mapping.task_from_graph,
+            expand=f"extensions($filter=id eq '{mapping.TASK_EXTENSION}')",
+        )
+
     # -- messages ------------------------------------------------------------------------------
     def get_message(self, message_id: str, *, with_body: bool = True) -> MailMessage:
         select = mapping.MESSAGE_FIELDS + (",body" if with_body else "")

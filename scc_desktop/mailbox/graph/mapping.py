@@ -125,6 +125,17 @@ def parse_instant(value: str | None) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+def modified_at(raw: Mapping[str, Any]) -> datetime | None:
+    """An item's `lastModifiedDateTime` as aware UTC; None when missing or unreadable (the
+    engine then treats the other side as newer rather than failing the item)."""
+    value = raw.get("lastModifiedDateTime")
+    try:
+        return parse_instant(value) if isinstance(value, str) else None
+    except ValueError:
+        log.warning("unreadable lastModifiedDateTime %r", value)
+        return None
+
+
 def parse_dtz(value: Mapping[str, Any] | None) -> datetime | None:
     """A Graph dateTimeTimeZone as aware UTC."""
     if not value or not value.get("dateTime"):
@@ -325,6 +336,7 @@ def contact_from_graph(raw: Mapping[str, Any]) -> Contact:
         folder=_s(raw.get("parentFolderId")),
         sf_id=sf_id,
         sync_key=key,
+        modified_at=modified_at(raw),
     )
 
 
@@ -427,6 +439,7 @@ def event_from_graph(raw: Mapping[str, Any]) -> CalendarEvent:
         version=_s(raw.get("changeKey")),
         sf_id=sf_id,
         sync_key=key,
+        modified_at=modified_at(raw),
     )
 
 
@@ -485,6 +498,7 @@ def task_from_graph(raw: Mapping[str, Any]) -> TodoTask:
         version=_s(raw.get("@odata.etag")),
         sf_id=sf_id,
         sync_key=key,
+        modified_at=modified_at(raw),
     )
 
 

@@ -75,6 +75,12 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def modified_iso() -> str:
+    """A `lastModifiedDateTime` as Graph writes it for Outlook items (7 fraction digits), so
+    two changes in the same second still order."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
 def etag(item: Item) -> str:
     return f'W/"CQAAABYAAAA{item.seq:012d}"'
 
@@ -1024,7 +1030,7 @@ class Graph:
             data["displayName"] = " ".join(
                 x for x in (data.get("givenName"), data.get("surname")) if x
             ) or data.get("displayName", "")
-        data["lastModifiedDateTime"] = now_iso()
+        data["lastModifiedDateTime"] = modified_iso()
         return data
 
     def contact_folders(self, ctx: Ctx, rest: list[str]) -> Result:
@@ -1190,7 +1196,7 @@ class Graph:
                         "ErrorPropertyValidationFailure",
                     )
         data["type"] = "seriesMaster" if data.get("recurrence") else "singleInstance"
-        data["lastModifiedDateTime"] = now
+        data["lastModifiedDateTime"] = modified_iso()
         data.setdefault("_exceptions", {})
         data.setdefault("_cancelled", [])
         return data
@@ -1249,7 +1255,9 @@ class Graph:
     def instances(
         self, item: Item, ctx: Ctx, ws: dt.datetime, we: dt.datetime
     ) -> tuple[list[tuple[dt.datetime, dict[str, Any]]], list[str]]:
-        """Rendered occurrences/exceptions of a series in a window, and cancelled occurrence ids."""
+        """Rendered occurrences/exceptions of a series in a window, and the ids of occurrences
+        that left it: cancelled, or moved by an exception out of the window (Graph's
+        calendarView/delta reports both as @removed)."""
         data = item.data
         out: list[tuple[dt.datetime, dict[str, Any]]] = []
         cancelled: list[str] = []
@@ -1289,6 +1297,8 @@ class Graph:
                 kind = "exception"
             actual = cal.to_utc(occ["start"])
             if not (actual < we and cal.to_utc(occ["end"]) > ws):
+                if start < we and start + duration > ws:
+                    cancelled.append(oid)  # its slot is in the window, the meeting is not
                 continue
             rendered = self.render_event(
                 oid,
@@ -1374,9 +1384,12 @@ class Graph:
             original = dt.datetime.strptime(key, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
         except ValueError as exc:
             raise not_found("event") from exc
-        found, _ = self.instances(
-            master, ctx, original - dt.timedelta(days=1), original + dt.timedelta(days=2)
-        )
+        lo, hi = original - dt.timedelta(days=1), original + dt.timedelta(days=2)
+        moved = master.data.get("_exceptions", {}).get(key, {}).get("start")
+        if isinstance(moved, dict):  # an exception may have moved it anywhere in time
+            actual = cal.to_utc(moved)
+            lo, hi = min(lo, actual - dt.timedelta(days=1)), max(hi, actual + dt.timedelta(days=2))
+        found, _ = self.instances(master, ctx, lo, hi)
         match = next(
             (r for _, r in found if r["originalStart"] == original.strftime("%Y-%m-%dT%H:%M:%SZ")),
             None,
@@ -1386,6 +1399,7 @@ class Graph:
         data = dict(master.data)
         if ctx.method == "GET":
             return 200, {}, apply_select(match, ctx.select())
+        data["lastModifiedDateTime"] = modified_iso()  # a changed occurrence changes the series
         if ctx.method == "DELETE":
             data["_cancelled"] = [*data.get("_cancelled", []), key]
             self.store.update(master, data)
@@ -1396,7 +1410,11 @@ class Graph:
                 if edge in body:
                     cal.to_utc(body[edge])
             exceptions = dict(data.get("_exceptions", {}))
-            exceptions[key] = {**exceptions.get(key, {}), **body}
+            exceptions[key] = {
+                **exceptions.get(key, {}),
+                **body,
+                "lastModifiedDateTime": data["lastModifiedDateTime"],
+            }
             data["_exceptions"] = exceptions
             updated = self.store.update(master, data)
             return self.occurrence(Ctx("GET", ctx.path, ctx.args, ctx.headers), updated, key)
@@ -1562,7 +1580,7 @@ class Graph:
             }
         if data.get("status") != "completed":
             data.pop("completedDateTime", None)
-        data["lastModifiedDateTime"] = now
+        data["lastModifiedDateTime"] = modified_iso()
         return data
 
     @staticmethod
@@ -1665,7 +1683,7 @@ class Graph:
                         raise GraphError(
                             409, "NameAlreadyExists", "An extension with this name already exists."
                         )
-                    data = dict(task.data)
+                    data = dict(task.data, lastModifiedDateTime=modified_iso())
                     rendered = self.put_extension(data, body)
                     self.store.update(task, data)
                     return 201, {}, rendered
@@ -1675,7 +1693,7 @@ class Graph:
                     raise not_found("extension")
                 if m == "GET":
                     return 200, {}, exts[name]
-                data = dict(task.data)
+                data = dict(task.data, lastModifiedDateTime=modified_iso())
                 if m == "PATCH":
                     self.put_extension(data, {**exts[name], **ctx.json(), "extensionName": name})
                     self.store.update(task, data)

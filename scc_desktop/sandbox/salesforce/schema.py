@@ -308,6 +308,7 @@ _add(
             ref("AccountId", "Account"),
             s("MailingStreet", 255, type="textarea"),
             s("MailingCity", 40),
+            s("MailingState", 80),
             s("MailingPostalCode", 20),
             s("MailingCountry", 80),
             txt("Description"),

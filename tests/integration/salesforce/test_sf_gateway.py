@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sf_harness import Admin, Sleeps
 
-from scc_desktop.salesforce.changes import FeedCursor
 from scc_desktop.salesforce.errors import ApiLimitExceeded, FileTooLarge, TransientError
 from scc_desktop.salesforce.gateway import SalesforceGateway
 from scc_desktop.salesforce.soql import soql_quote
@@ -243,14 +240,17 @@ def test_change_feed_full_then_incremental(gateway: SalesforceGateway, admin: Ad
     assert total >= 6
     cursor = first[-1].cursor
     assert cursor.mark is not None
-    # nothing changed: one query, one deleted/ call, no records
-    server_now = max(r.system_modstamp for p in first for r in p.records if r.system_modstamp)
-    feed.clock = lambda: server_now + timedelta(minutes=20)
-    cursor = FeedCursor(cursor.mark, cursor.ids_at_mark, server_now - timedelta(minutes=5))
+    # nothing changed: exactly one call (a queryAll), no records, no deletions
     gateway.stats.reset()
+    admin.reset_counters()
     quiet = list(feed.read("Contact", ["LastName"], cursor=cursor))
     assert [len(p.records) for p in quiet] == [0] and not quiet[0].full
-    assert gateway.stats.counts() == {"query": 1, "deleted": 1}
+    assert quiet[0].deleted == []
+    assert gateway.stats.counts() == {"query": 1}
+    assert gateway.stats.total == 1
+    served = admin.counters()  # the emulator counts queryAll as "query"
+    assert served["total"] == 1 and served["query"] == 1, served
+    cursor = quiet[-1].cursor
     # one update and one delete
     jane = gateway.matcher.resolve(["jane.cooper@acme.example"])["jane.cooper@acme.example"][0]
     lars = gateway.matcher.resolve(["lars.nilsson@acme.example"])["lars.nilsson@acme.example"][0]
@@ -259,7 +259,17 @@ def test_change_feed_full_then_incremental(gateway: SalesforceGateway, admin: Ad
     changed = list(feed.read("Contact", ["Title"], cursor=cursor))
     assert [r.id for p in changed for r in p.records] == [jane.id]
     assert changed[0].records[0].get("Title") == "COO"
-    assert [d.id for p in changed for d in p.deleted] == [lars.id]
+    deleted = [d for p in changed for d in p.deleted]
+    assert [d.id for d in deleted] == [lars.id]
+    assert deleted[0].deleted_at is not None and cursor.mark is not None
+    assert deleted[0].deleted_at >= cursor.mark  # deleting bumped its SystemModstamp
+    assert changed[-1].cursor.mark == max(
+        [r.system_modstamp for p in changed for r in p.records if r.system_modstamp]
+        + [d.deleted_at for d in deleted]
+    )
+    # reported once: the mark moved past both
+    again = list(feed.read("Contact", ["Title"], cursor=changed[-1].cursor))
+    assert [r.id for p in again for r in p.records] == [] and again[0].deleted == []
 
 
 # -- email and files ---------------------------------------------------------------------------

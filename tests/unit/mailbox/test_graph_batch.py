@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from scc_desktop.mailbox.graph import GraphMailbox
 from scc_desktop.mailbox.graph.batch import BatchOp, run_batch
 from scc_desktop.mailbox.graph.delta import decode_cursor, encode_cursor, read_delta
 from scc_desktop.mailbox.graph.http import GraphError, GraphHttp, retry_after_seconds
+from scc_desktop.mailbox.protocol import MailboxError
 
 
 class NoTokens:
@@ -185,3 +187,43 @@ def test_calendar_window_is_widened_to_whole_days() -> None:
     # offsets are converted, never dropped
     paris = timezone(timedelta(hours=1))
     assert whole_days(datetime(2026, 11, 9, 0, 30, tzinfo=paris), start)[0] == first
+
+
+def _found_unless_missing(_round: int, req: dict[str, Any]) -> dict[str, Any]:
+    item_id = req["url"].split("?")[0].rsplit("/", 1)[-1]
+    if item_id.startswith("missing"):
+        return {"id": req["id"], "status": 404, "headers": {}, "body": {"error": {"code": "x"}}}
+    body = {
+        "id": item_id,
+        "subject": "s",
+        "start": {"dateTime": "2026-03-10T09:00:00.0000000", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-03-10T10:00:00.0000000", "timeZone": "UTC"},
+        "lastModifiedDateTime": "2026-03-01T08:00:00.1234567Z",
+    }
+    return {"id": req["id"], "status": 200, "headers": {}, "body": body}
+
+
+def test_get_events_by_ids_batched_in_utc_from_the_primary_calendar() -> None:
+    http = FakeHttp(_found_unless_missing)
+    mailbox = GraphMailbox(http)
+    ids = [f"ev{i}" for i in range(43)] + ["missing-1", "ev0"]  # a duplicate is asked once
+    found = mailbox.get_events(ids)
+    assert len(http.payloads) == 3  # 44 distinct ids: 20 + 20 + 4
+    assert set(found) == {f"ev{i}" for i in range(43)}
+    assert found["ev7"].modified_at is not None and found["ev7"].modified_at.tzinfo is not None
+    for payload in http.payloads:
+        for req in payload["requests"]:
+            assert req["method"] == "GET" and req["url"].startswith("/me/calendar/events/")
+            prefer = req["headers"]["Prefer"]  # in $batch, Prefer is per sub-request
+            assert 'outlook.timezone="UTC"' in prefer and 'IdType="ImmutableId"' in prefer
+            assert "$expand=singleValueExtendedProperties" in req["url"]
+    assert mailbox.get_events([]) == {} and len(http.payloads) == 3
+
+
+def test_get_by_ids_raises_on_a_failure_other_than_404() -> None:
+    def forbidden(_round: int, req: dict[str, Any]) -> dict[str, Any]:
+        return {"id": req["id"], "status": 403, "headers": {}, "body": {"error": {"code": "No"}}}
+
+    with pytest.raises(MailboxError) as err:
+        GraphMailbox(FakeHttp(forbidden)).get_contacts(["c1"])
+    assert err.value.status == 403 and not err.value.retryable

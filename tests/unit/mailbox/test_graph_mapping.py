@@ -252,3 +252,47 @@ def test_etag_and_key_filter() -> None:
     assert "ep/value eq 'o''k'" in f
     two = mapping.key_filter(mapping.SYNC_KEY_PROP, ["a", "b"])
     assert two.count("(ep/id eq") == 2 and " or " in two
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # events: 7 fraction digits (Python keeps 6)
+        ("2026-03-10T09:30:00.1234567Z", datetime(2026, 3, 10, 9, 30, 0, 123456, tzinfo=UTC)),
+        ("2026-03-10T09:30:00Z", datetime(2026, 3, 10, 9, 30, tzinfo=UTC)),  # contacts
+        ("2026-03-10T11:30:00+02:00", datetime(2026, 3, 10, 9, 30, tzinfo=UTC)),
+        ("2026-03-10T09:30:00", datetime(2026, 3, 10, 9, 30, tzinfo=UTC)),  # no zone: UTC
+        (None, None),
+        ("", None),
+        ("not a date", None),
+    ],
+)
+def test_last_modified_date_time_is_aware_utc(value: str | None, expected: datetime | None) -> None:
+    raw = {"id": "x", "lastModifiedDateTime": value}
+    event_raw = {
+        **raw,
+        "start": {"dateTime": "2026-03-10T09:00:00.0000000", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-03-10T10:00:00.0000000", "timeZone": "UTC"},
+    }
+    modified = [
+        mapping.contact_from_graph(raw).modified_at,
+        mapping.event_from_graph(event_raw).modified_at,
+        mapping.task_from_graph({**raw, "title": "t"}).modified_at,
+    ]
+    assert modified == [expected] * 3
+    for value_out in modified:
+        assert value_out is None or value_out.utcoffset() is not None
+
+
+def test_last_modified_is_read_only() -> None:
+    """It is never written back: Graph refuses read-only properties."""
+    when = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
+    contact = Contact(id="c", given_name="A", modified_at=when)
+    event = CalendarEvent(id="e", subject="s", start=when, end=when, modified_at=when)
+    task = TodoTask(id="t", title="t", modified_at=when)
+    for body in (
+        mapping.contact_to_graph(contact),
+        mapping.event_to_graph(event),
+        mapping.task_to_graph(task),
+    ):
+        assert "lastModifiedDateTime" not in body

@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scc_desktop.salesforce.changes import (
-    CLOCK_MARGIN,
+    FULL_READ_AFTER,
     ChangeFeed,
     FeedCursor,
     needs_full_read,
 )
-from scc_desktop.salesforce.errors import RequestRefused
 from scc_desktop.salesforce.records import SfRecord
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -23,41 +22,34 @@ def stamp(dt: datetime) -> str:
 
 
 class FakeClient:
+    """Serves `records` to any query; `deleted` rows (IsDeleted = true) only to queryAll."""
+
     def __init__(
         self,
         records: list[dict[str, Any]],
-        earliest: datetime | None = None,
         deleted: list[dict[str, Any]] | None = None,
         page_size: int = 2,
     ) -> None:
         self.records = records
-        self.earliest = earliest
         self.deleted = deleted or []
         self.page_size = page_size
         self.queries: list[str] = []
-        self.deleted_calls: list[dict[str, Any]] = []
-        self.refuse_window = False
-
-    def restful(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
-        assert path == "sobjects/Contact/deleted/"
-        self.deleted_calls.append(kwargs["params"])
-        if self.refuse_window:
-            raise RequestRefused(
-                "startDate cannot be more than 15 days ago",
-                status=400,
-                error_code="INVALID_REPLICATION_DATE",
-            )
-        return {
-            "deletedRecords": self.deleted,
-            "earliestDateAvailable": stamp(self.earliest) if self.earliest else None,
-            "latestDateCovered": stamp(NOW),
-        }
+        self.include_deleted: list[bool] = []
 
     def query_records(
-        self, soql: str, *, sobject: str | None = None, batch_size: int = 2000
+        self,
+        soql: str,
+        *,
+        sobject: str | None = None,
+        batch_size: int = 2000,
+        include_deleted: bool = False,
     ) -> Iterator[list[SfRecord]]:
         self.queries.append(soql)
-        rows = [SfRecord.from_api({"attributes": {"type": "Contact"}, **r}) for r in self.records]
+        self.include_deleted.append(include_deleted)
+        raw = [{**r, "IsDeleted": False} for r in self.records]
+        if include_deleted:
+            raw += [{**r, "IsDeleted": True} for r in self.deleted]
+        rows = [SfRecord.from_api({"attributes": {"type": "Contact"}, **r}) for r in raw]
         if "SystemModstamp >= " in soql:
             mark = datetime.fromisoformat(
                 soql.split("SystemModstamp >= ")[1].split(" ", maxsplit=1)[0]
@@ -78,92 +70,123 @@ def feed(client: FakeClient) -> ChangeFeed:
     return ChangeFeed(client, clock=lambda: NOW)  # type: ignore[arg-type]
 
 
+def dele(i: int, at: datetime) -> dict[str, Any]:
+    """A row in the Recycle Bin: deleting bumped its SystemModstamp to `at`."""
+    return {"Id": f"003DEL{i:012d}", "SystemModstamp": stamp(at), "LastName": f"D{i}"}
+
+
 def test_needs_full_read_rules() -> None:
     assert needs_full_read(None, NOW)
-    assert needs_full_read(NOW - timedelta(days=31), NOW)
-    assert not needs_full_read(NOW - timedelta(days=29), NOW)
-    assert needs_full_read(NOW - timedelta(days=10), NOW, NOW - timedelta(days=5))
-    assert not needs_full_read(NOW - timedelta(days=10), NOW, NOW - timedelta(days=15))
+    assert timedelta(days=14) == FULL_READ_AFTER  # the Recycle Bin keeps deletions 15 days
+    assert needs_full_read(NOW - timedelta(days=14, minutes=1), NOW)
+    assert not needs_full_read(NOW - timedelta(days=14), NOW)
+    assert not needs_full_read(NOW - timedelta(days=1), NOW)
 
 
 def test_first_read_is_full_and_only_last_page_advances_cursor() -> None:
     t = NOW - timedelta(hours=1)
-    client = FakeClient([rec(i, t + timedelta(minutes=i)) for i in range(5)])
+    client = FakeClient([rec(i, t + timedelta(minutes=i)) for i in range(5)], deleted=[dele(1, t)])
     pages = list(feed(client).read("Contact", ["LastName"], cursor=None))
     assert [p.full for p in pages] == [True] * 3
     assert [p.last for p in pages] == [False, False, True]
     assert sum(len(p.records) for p in pages) == 5
+    assert all(p.deleted == [] for p in pages)
     assert pages[0].cursor == FeedCursor()  # unchanged until the read completes
     final = pages[-1].cursor
     assert final.mark == t + timedelta(minutes=4)
     assert final.ids_at_mark == ("003000000000000004",)
-    assert final.deleted_since == NOW - CLOCK_MARGIN
-    assert client.deleted_calls == []
-    assert "SELECT Id, SystemModstamp, LastName FROM Contact" in client.queries[0]
+    assert final.synced_at == NOW
+    assert client.include_deleted == [False]  # a full read is a plain query
+    assert client.queries[0].startswith("SELECT Id, SystemModstamp, LastName FROM Contact")
 
 
-def test_incremental_read_skips_already_delivered_and_reports_deletions() -> None:
+def test_incremental_read_is_one_query_all_with_changes_and_deletions() -> None:
     t = NOW - timedelta(hours=1)
     client = FakeClient(
         [rec(1, t), rec(2, t), rec(3, t + timedelta(minutes=5))],
-        earliest=NOW - timedelta(days=15),
-        deleted=[{"id": "003DEL", "deletedDate": stamp(NOW - timedelta(minutes=3))}],
+        deleted=[dele(1, NOW - timedelta(minutes=3)), dele(2, t - timedelta(minutes=1))],
     )
     cursor = FeedCursor(t, ("003000000000000001",), NOW - timedelta(hours=2))
     pages = list(feed(client).read("Contact", ["LastName"], cursor=cursor, where="OwnerId = 'x'"))
     got = [r.id for p in pages for r in p.records]
     assert got == ["003000000000000002", "003000000000000003"]
-    assert [d.id for p in pages for d in p.deleted] == ["003DEL"]
+    # the deletion before the mark was delivered by an earlier read
+    deleted = [d for p in pages for d in p.deleted]
+    assert [d.id for d in deleted] == ["003DEL000000000001"]
+    assert deleted[0].deleted_at == NOW - timedelta(minutes=3)
     assert not any(p.full for p in pages)
-    assert pages[-1].cursor.mark == t + timedelta(minutes=5)
-    assert "(OwnerId = 'x')" in client.queries[0]
-    assert client.deleted_calls[0]["start"].startswith(
-        (NOW - timedelta(hours=2)).strftime("%Y-%m-%dT%H")
-    )
+    assert pages[-1].cursor.mark == NOW - timedelta(minutes=3)  # advanced over the deletion
+    assert pages[-1].cursor.ids_at_mark == ("003DEL000000000001",)
+    assert pages[-1].cursor.synced_at == NOW
+    assert client.include_deleted == [True] and len(client.queries) == 1
+    soql = client.queries[0]
+    assert soql.startswith("SELECT Id, SystemModstamp, LastName, IsDeleted FROM Contact")
+    assert "SystemModstamp >= " in soql and "(OwnerId = 'x')" in soql
+
+
+def test_incremental_pages_keep_the_old_sync_point_until_the_last() -> None:
+    t = NOW - timedelta(hours=1)
+    client = FakeClient([rec(i, t + timedelta(minutes=i)) for i in range(1, 4)])
+    old = NOW - timedelta(days=13)
+    pages = list(feed(client).read("Contact", [], cursor=FeedCursor(t, (), old)))
+    assert [p.last for p in pages] == [False, True]
+    assert pages[0].cursor.mark == t + timedelta(minutes=2)  # the mark advances page by page
+    assert pages[0].cursor.synced_at == old  # deletions further on must not age out unseen
+    assert pages[-1].cursor.synced_at == NOW
 
 
 def test_quiet_incremental_keeps_the_mark() -> None:
     t = NOW - timedelta(hours=1)
-    client = FakeClient([rec(1, t)], earliest=NOW - timedelta(days=15))
+    client = FakeClient([rec(1, t)])
     cursor = FeedCursor(t, ("003000000000000001",), NOW - timedelta(hours=2))
     pages = list(feed(client).read("Contact", [], cursor=cursor))
-    assert len(pages) == 1 and pages[0].records == [] and pages[0].last
+    assert len(pages) == 1 and pages[0].records == [] and pages[0].deleted == []
+    assert pages[0].last and not pages[0].full
     assert pages[0].cursor.mark == t
     assert pages[0].cursor.ids_at_mark == ("003000000000000001",)
+    assert len(client.queries) == 1  # one call for a quiet session
 
 
-def test_purged_deletions_force_a_full_read() -> None:
-    t = NOW - timedelta(days=10)
-    client = FakeClient([rec(1, t)], earliest=NOW - timedelta(days=5))
-    cursor = FeedCursor(t, (), t)
-    pages = list(feed(client).read("Contact", [], cursor=cursor))
-    assert pages[0].full and "purged" in pages[0].reason
-    assert len(client.deleted_calls) == 1
-    assert "SystemModstamp >=" not in client.queries[0]
-
-
-def test_sync_point_older_than_30_days_forces_full_read_without_asking() -> None:
-    t = NOW - timedelta(days=40)
-    client = FakeClient([rec(1, t)])
+def test_sync_point_older_than_14_days_forces_a_full_read() -> None:
+    t = NOW - timedelta(days=15)
+    client = FakeClient([rec(1, t)], deleted=[dele(1, NOW - timedelta(days=1))])
     pages = list(feed(client).read("Contact", [], cursor=FeedCursor(t, (), t)))
-    assert pages[0].full and "30 days" in pages[0].reason
-    assert client.deleted_calls == []
+    assert pages[0].full and pages[0].last and "14 days" in pages[0].reason
+    assert [r.id for r in pages[0].records] == ["003000000000000001"]
+    assert pages[0].deleted == []
+    assert client.include_deleted == [False]
+    assert "SystemModstamp >=" not in client.queries[0]
+    assert pages[0].cursor.synced_at == NOW
 
 
 def test_cursor_round_trip_and_garbage() -> None:
     c = FeedCursor(NOW, ("a", "b"), NOW - timedelta(days=1))
     assert FeedCursor.from_token(c.to_token()) == c
     assert FeedCursor.from_token("not json") is None
+    assert FeedCursor.from_token("[1]") is None
     assert FeedCursor.from_token(None) is None
 
 
-def test_refused_replication_window_means_full_read() -> None:
-    t = NOW - timedelta(days=20)
-    client = FakeClient([rec(1, t)])
-    client.refuse_window = True
-    pages = list(feed(client).read("Contact", [], cursor=FeedCursor(t, (), t)))
-    assert pages[0].full and pages[0].last
-    assert [r.id for r in pages[0].records] == ["003000000000000001"]
+def test_old_tokens_lead_to_the_right_read() -> None:
+    def v1(since: datetime) -> str:
+        return (
+            f'{{"v":1,"mark":"{(NOW - timedelta(hours=1)).isoformat()}","ids":["a"],'
+            f'"deleted_since":"{since.isoformat()}"}}'
+        )
+
+    recent = FeedCursor.from_token(v1(NOW - timedelta(days=2)))
+    assert recent == FeedCursor(NOW - timedelta(hours=1), ("a",), NOW - timedelta(days=2))
+    client = FakeClient([rec(1, NOW - timedelta(minutes=5))])
+    pages = list(feed(client).read("Contact", [], cursor=recent))
+    assert not pages[0].full and client.include_deleted == [True]
+
+    stale = FeedCursor.from_token(v1(NOW - timedelta(days=20)))
+    client = FakeClient([rec(1, NOW - timedelta(minutes=5))])
+    assert next(feed(client).read("Contact", [], cursor=stale)).full
+
+    no_point = FeedCursor.from_token('{"v":1,"mark":null,"ids":[],"deleted_since":null}')
+    client = FakeClient([])
+    assert next(feed(client).read("Contact", [], cursor=no_point)).full
 
 
 def test_millisecond_marks_do_not_redeliver_the_same_second() -> None:
@@ -178,7 +201,7 @@ def test_millisecond_marks_do_not_redeliver_the_same_second() -> None:
             + f"{at.microsecond // 1000:03d}+0000",
         }
 
-    client = FakeClient([ms(1, early), ms(2, late)], earliest=NOW - timedelta(days=15))
+    client = FakeClient([ms(1, early), ms(2, late)])
     first = list(feed(client).read("Contact", [], cursor=None))
     cursor = first[-1].cursor
     assert cursor.mark == late

@@ -40,6 +40,8 @@ class Convergence(RuleBasedStateMachine):
         self.h.set(mass_delete_min=10**6)  # the guard has its own tests
         self.tokens = itertools.count(1)
         self.pending: dict[tuple[Side, str, str], object] = {}
+        # edited on both sides since the last clean session: the policy decides, not checked here
+        self.contested: set[tuple[Side, str, str]] = set()
         # tokens of items moved out of their side's sync scope (a folder, a filter, a window)
         self.hidden: dict[str, set[object]] = {"mailbox": set(), "salesforce": set()}
         for side in ("mailbox", "salesforce"):
@@ -79,8 +81,13 @@ class Convergence(RuleBasedStateMachine):
             return
         item_id = sorted(repo.items)[pick % len(repo.items)]
         repo.edit(item_id, {name: value})
-        if self._active_partner(side, item_id) is not None and name in self.h.common():
-            self.pending[(side, item_id, name)] = repo.values(item_id)[name]
+        partner = self._active_partner(side, item_id)
+        if partner is not None and name in self.h.common():
+            key = (side, item_id, name)
+            self.pending[key] = repo.values(item_id)[name]
+            other: Side = "salesforce" if side == "mailbox" else "mailbox"
+            if (other, partner, name) in self.pending:  # both sides edited it: a conflict
+                self.contested |= {key, (other, partner, name)}
 
     @rule(side=SIDE, pick=st.integers(0, 50))
     def delete(self, side: str, pick: int) -> None:
@@ -168,6 +175,7 @@ class Convergence(RuleBasedStateMachine):
             assert self.repo(side).values(item_id)[name] == value, (side, item_id, name)
             assert other.values(partner)[name] == value, (side, item_id, name, partner)
         self.pending.clear()
+        self.contested.clear()
 
     # --- checks ---------------------------------------------------------------------------------
 
@@ -188,7 +196,6 @@ class Convergence(RuleBasedStateMachine):
         """The edits that must survive this session: on a live linked pair, not contradicted by
         an edit of the same field on the partner, and made on the source in one-way mode."""
         self._drop_overwritten_target_edits()
-        direction = self.h.options.direction.value
         keep: dict[tuple[Side, str, str], object] = {}
         for (side, item_id, name), value in self.pending.items():
             if item_id not in self.repo(side).items:
@@ -199,7 +206,7 @@ class Convergence(RuleBasedStateMachine):
                 continue
             if not self._in_scope(side, item_id) or not self._in_scope(other_side, partner):
                 continue
-            if direction == "two_way" and (other_side, partner, name) in self.pending:
+            if (side, item_id, name) in self.contested:
                 continue
             keep[(side, item_id, name)] = value
         return keep

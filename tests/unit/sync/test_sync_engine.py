@@ -460,9 +460,16 @@ def test_an_item_leaving_the_scope_is_set_aside_not_deleted(make_harness) -> Non
     assert result.changes == 0
     assert sf_old in h.sf.items and old in h.mb.items  # nothing deleted on either side
     assert len(h.pairs()) == 1
-    h.sf.touch(sf_old)  # Salesforce's side leaves the window too: the link is forgotten
+    h.sf.touch(sf_old)  # Salesforce's side leaves the window too: both ids stay on the link
+    assert h.sync().changes == 0
+    assert len(h.state.links("event")) == 2 and len(h.pairs()) == 1
+    h.mb.edit(old, {"start": "2026-03-10T09:00:00Z"})  # moved into the window in the mailbox
+    result = h.sync()  # its partner is still out of scope: no copy is made, nothing is written
+    assert result.changes == 0 and len(h.sf.items) == 2
+    h.sf.edit(sf_old, {"start": "2026-03-11T09:00:00Z"})  # and in Salesforce: the pair merges
     h.sync()
-    assert len(h.state.links("event")) == 1
+    assert (old, sf_old) in h.pairs()
+    assert h.mb.values(old)["start"] == h.sf.values(sf_old)["start"]
     h.assert_quiet()
 
 
@@ -504,4 +511,22 @@ def test_a_contact_back_in_scope_reattaches_by_id_and_merges(harness: Harness) -
     assert result.counts["mailbox"].created == 0 and result.counts["salesforce"].created == 0
     assert h.pairs() == [(m, s)]
     assert h.sf.values(s)["phone"] == "5" and h.mb.values(m)["title"] == "back"
+    h.assert_quiet()
+
+
+def test_an_out_of_scope_partner_keeps_its_claim(harness: Harness) -> None:
+    h = harness
+    h.mb.scope = lambda f: f.get("mobile") != "moved"
+    m1 = h.mb.add(contact("Ada", "Lovelace", "ada@example.com"))
+    h.sync()
+    s = h.pairs()[0][1]
+    h.mb.edit(m1, {"mobile": "moved"})  # moved out of the folder: set aside, still exists
+    h.sync()
+    m2 = h.mb.add(contact("Ada", "Lovelace", "ada@example.com"))  # a second contact, same email
+    h.sync()
+    assert (m2, s) not in h.pairs()  # s still belongs to m1
+    h.mb.edit(m1, {"mobile": None})  # back in the folder
+    h.sync()
+    assert (m1, s) in h.pairs() and len(h.pairs()) == 2
+    h.assert_converged()
     h.assert_quiet()

@@ -1,0 +1,223 @@
+"""The real SessionRunner: settings snapshot -> connectors -> per-kind repositories -> engine.
+
+It is the only place that knows all four layers; the tray worker and `sync --once` both run it.
+Connections come from a provider, so the built-in sandbox and real accounts share every line of
+the session. A reconnect-needed or keyring error ends the session with the user's message, never
+"unknown error".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from scc_desktop.auth.credentials import CredentialError
+from scc_desktop.context import AppContext
+from scc_desktop.demo import DemoAccounts
+from scc_desktop.mailbox.graph.mailbox import GraphMailbox
+from scc_desktop.runner import NOT_CONNECTED_MESSAGE, Progress, SessionOutcome
+from scc_desktop.salesforce.errors import ReconnectRequired as SalesforceReconnect
+from scc_desktop.salesforce.errors import SalesforceError
+from scc_desktop.salesforce.gateway import SalesforceGateway, connect
+from scc_desktop.store.accounts import Accounts
+from scc_desktop.store.history import History
+from scc_desktop.sync.engine import Progress as EngineProgress
+from scc_desktop.sync.fields import KINDS
+from scc_desktop.sync.mailbox_side import mailbox_repositories
+from scc_desktop.sync.salesforce_side import salesforce_repositories
+from scc_desktop.sync.session import KindJob, kind_options, run_session
+from scc_desktop.sync.state import SyncState
+
+log = logging.getLogger(__name__)
+
+KIND_WORDS = {"contact": "contacts", "event": "calendar", "task": "tasks"}
+KIND_NOUNS = {
+    "contact": ("contact", "contacts"),
+    "event": ("calendar item", "calendar items"),
+    "task": ("task", "tasks"),
+}
+
+
+@dataclass
+class Connections:
+    """Both sides, connected for one session."""
+
+    gateway: SalesforceGateway
+    mailbox: GraphMailbox
+    salesforce_user_id: str
+
+
+class ConnectionProvider(Protocol):
+    def connect(self, ctx: AppContext) -> Connections | None:
+        """Both sides, or None when an account is not connected yet."""
+        ...
+
+
+class EngineRunner:
+    """Runs one session over both connectors; created and used in one (worker) thread."""
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        provider: ConnectionProvider,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._ctx = ctx
+        self._provider = provider
+        self._clock = clock
+
+    def run(self, trigger: str, progress: Progress) -> SessionOutcome:
+        settings = self._ctx.settings().snapshot()
+        try:
+            connections = self._provider.connect(self._ctx)
+            if connections is None:
+                return SessionOutcome("not_connected", NOT_CONNECTED_MESSAGE)
+            now = self._clock()
+            sf_repos = salesforce_repositories(
+                connections.gateway, settings, user_id=connections.salesforce_user_id, now=now
+            )
+            mb_repos = mailbox_repositories(connections.mailbox, settings, now=now)
+            jobs = [
+                KindJob(kind, mb_repos[kind], sf_repos[kind], kind_options(kind, settings.values))
+                for kind in KINDS
+            ]
+            gateway, mailbox = connections.gateway, connections.mailbox
+
+            def api_calls() -> dict[str, int]:
+                return {
+                    "salesforce": gateway.stats.total,
+                    "graph": mailbox.http.call_counts()["total"],
+                }
+
+            def tick(event: EngineProgress) -> None:
+                word = KIND_WORDS.get(event.kind, event.kind)
+                if event.phase == "done":
+                    progress(f"{word}: done")
+                elif event.total:
+                    progress(f"{word}: {event.phase} {event.done}/{event.total}")
+                else:
+                    progress(f"{word}: {event.phase}")
+
+            summary = run_session(
+                jobs, SyncState(self._ctx.db), trigger=trigger, progress=tick, api_calls=api_calls
+            )
+        except (SalesforceReconnect, CredentialError) as exc:
+            return self._needs_user(exc.user_message)
+        except SalesforceError as exc:
+            return SessionOutcome("failed", exc.user_message, needs_attention=False)
+        except Exception as exc:
+            message = getattr(exc, "user_message", "")
+            if message:  # Microsoft's ReconnectRequired and sign-in errors carry one
+                return self._needs_user(str(message))
+            raise
+        usage = gateway.usage
+        status = str(summary["status"])
+        message = describe(summary)
+        run_id = summary.get("run_id")
+        if isinstance(run_id, int):  # the engine closed the run; give History the readable line
+            History(self._ctx.db).finish(run_id, status, message, summary)
+        return SessionOutcome(
+            status,
+            message,
+            summary,
+            needs_attention=bool(summary.get("needs_attention")),
+            changes=int(str(summary.get("changes", 0))),
+            api_usage=(usage.used, usage.limit) if usage is not None else None,
+        )
+
+    @staticmethod
+    def _needs_user(message: str) -> SessionOutcome:
+        return SessionOutcome("failed", message, needs_attention=True)
+
+
+def describe(summary: dict[str, object]) -> str:
+    """A one-line account of a session for the tooltip and History."""
+    counts = summary.get("counts")
+    parts: list[str] = []
+    if isinstance(counts, dict):
+        for kind, sides in counts.items():
+            if not isinstance(sides, dict):
+                continue
+            total = sum(
+                int(n) for side in sides.values() if isinstance(side, dict) for n in side.values()
+            )
+            if total:
+                one, many = KIND_NOUNS.get(kind, (kind, kind))
+                parts.append(f"{total} {one if total == 1 else many}")
+    issues = summary.get("issues")
+    issue_count = len(issues) if isinstance(issues, list) else 0
+    if len(parts) > 1:
+        parts[-2:] = [f"{parts[-2]} and {parts[-1]}"]
+    text = "Synced " + ", ".join(parts) if parts else "Everything is up to date"
+    if issue_count:
+        text += f"; {issue_count} issue{'s' if issue_count != 1 else ''} to look at"
+    return text
+
+
+class SandboxConnections:
+    """The built-in sandbox's demo accounts, signed in once per process.
+
+    The clients are kept between sessions (in the worker thread that uses them), so a quiet
+    session pays no set-up calls: one call per delta stream and per Salesforce object kind.
+    """
+
+    def __init__(self, accounts: DemoAccounts) -> None:
+        self._accounts = accounts
+        self._connections: Connections | None = None
+
+    def connect(self, ctx: AppContext) -> Connections:
+        if self._connections is None:
+            accounts = self._accounts
+            gateway = connect(
+                accounts.salesforce,
+                db=ctx.db,
+                org_id=accounts.salesforce_account.org_id,
+                user_id=accounts.salesforce_account.user_id,
+            )
+            mailbox = GraphMailbox.connect(
+                accounts.graph_url,
+                accounts.microsoft,
+                ca_file=str(accounts.ca_file),
+                owner=accounts.microsoft_account.username,
+            )
+            self._connections = Connections(gateway, mailbox, accounts.salesforce_account.user_id)
+            store = Accounts(ctx.db)
+            sf = accounts.salesforce_account
+            store.save(
+                "salesforce",
+                sf.username,
+                display_name=f"{sf.display_name} (sandbox)",
+                endpoint=sf.instance_url,
+                detail=sf.detail(),
+            )
+            store.save(
+                "microsoft",
+                accounts.microsoft_account.username,
+                display_name="Demo mailbox (sandbox)",
+                endpoint=accounts.graph_url,
+            )
+        return self._connections
+
+
+class SandboxRunnerFactory:
+    """For the tray with `--sandbox`: called in the worker thread, it starts the sandbox and signs
+    in there, so the GUI thread never waits on it; `close()` stops the sandbox at exit."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self._ctx = ctx
+        self._demo: DemoAccounts | None = None
+
+    def __call__(self) -> EngineRunner:
+        from scc_desktop.demo import start_demo
+
+        if self._demo is None:
+            self._demo = start_demo(self._ctx.paths)
+        return EngineRunner(self._ctx, SandboxConnections(self._demo))
+
+    def close(self) -> None:
+        if self._demo is not None:
+            self._demo.stop()
+            self._demo = None
