@@ -217,7 +217,7 @@ def _sync(args: argparse.Namespace) -> int:
         print("scc-desktop sync: add --once to run one session headless.", file=sys.stderr)
         return EXIT_REFUSED
     from scc_desktop.engine_runner import EngineRunner, SandboxConnections
-    from scc_desktop.runner import NOT_CONNECTED_MESSAGE, NotConnectedRunner, SessionOutcome
+    from scc_desktop.runner import NOT_CONNECTED_MESSAGE, SessionOutcome
 
     ctx = _context(args)
     as_json = bool(getattr(args, "json", False))
@@ -234,7 +234,9 @@ def _sync(args: argparse.Namespace) -> int:
             demo = start_demo(ctx.paths)
             outcome = EngineRunner(ctx, SandboxConnections(demo)).run("cli", progress)
         else:
-            outcome = NotConnectedRunner().run("cli", progress)
+            from scc_desktop.accounts import AccountConnections
+
+            outcome = EngineRunner(ctx, AccountConnections()).run("cli", progress)
     finally:
         if demo is not None:
             demo.stop()
@@ -310,9 +312,12 @@ def _run_tray(args: argparse.Namespace) -> int:
 
         factory = SandboxRunnerFactory(ctx)
         try:
-            return int(run_app(ctx, factory, sandbox=True))
+            return int(run_app(ctx, factory, sandbox=True, provider=factory.provider()))
         finally:
             factory.close()
-    from scc_desktop.runner import NotConnectedRunner
+    from scc_desktop.accounts import AccountConnections
+    from scc_desktop.engine_runner import EngineRunner
 
-    return int(run_app(ctx, NotConnectedRunner))
+    provider = AccountConnections()  # one provider: its clients live across sessions
+    # The Save Email / New Records thread gets its own (clients are used by one thread each).
+    return int(run_app(ctx, lambda: EngineRunner(ctx, provider), provider=AccountConnections()))

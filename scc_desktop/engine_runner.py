@@ -9,21 +9,22 @@ the session. A reconnect-needed or keyring error ends the session with the user'
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from scc_desktop.auth.credentials import CredentialError
 from scc_desktop.context import AppContext
 from scc_desktop.demo import DemoAccounts
+from scc_desktop.errors import NeedsUser
 from scc_desktop.mailbox.graph.mailbox import GraphMailbox
 from scc_desktop.runner import NOT_CONNECTED_MESSAGE, Progress, SessionOutcome
-from scc_desktop.salesforce.errors import ReconnectRequired as SalesforceReconnect
 from scc_desktop.salesforce.errors import SalesforceError
 from scc_desktop.salesforce.gateway import SalesforceGateway, connect
 from scc_desktop.store.accounts import Accounts
 from scc_desktop.store.history import History
+from scc_desktop.sync.email_session import run_email_stage
 from scc_desktop.sync.engine import Progress as EngineProgress
 from scc_desktop.sync.fields import KINDS
 from scc_desktop.sync.mailbox_side import mailbox_repositories
@@ -101,16 +102,29 @@ class EngineRunner:
                 else:
                     progress(f"{word}: {event.phase}")
 
-            summary = run_session(
-                jobs, SyncState(self._ctx.db), trigger=trigger, progress=tick, api_calls=api_calls
+            state = SyncState(self._ctx.db)
+            summary = run_session(jobs, state, trigger=trigger, progress=tick, api_calls=api_calls)
+            calls_before = api_calls()
+            run_id = summary.get("run_id")
+            email = run_email_stage(
+                gateway,
+                mailbox,
+                state,
+                settings,
+                user_id=connections.salesforce_user_id,
+                own_addresses=[mailbox.owner()],
+                now=now,
+                run_id=run_id if isinstance(run_id, int) else None,
+                progress=progress,
             )
-        except (SalesforceReconnect, CredentialError) as exc:
+            summary = merge_email(summary, email.as_dict(), calls_before, api_calls())
+        except NeedsUser as exc:  # reconnect an account, unlock the keyring
             return self._needs_user(exc.user_message)
         except SalesforceError as exc:
             return SessionOutcome("failed", exc.user_message, needs_attention=False)
         except Exception as exc:
             message = getattr(exc, "user_message", "")
-            if message:  # Microsoft's ReconnectRequired and sign-in errors carry one
+            if message:  # sign-in errors carry one
                 return self._needs_user(str(message))
             raise
         usage = gateway.usage
@@ -133,6 +147,33 @@ class EngineRunner:
         return SessionOutcome("failed", message, needs_attention=True)
 
 
+def merge_email(
+    summary: dict[str, object],
+    email: dict[str, object],
+    calls_before: dict[str, int],
+    calls_after: dict[str, int],
+) -> dict[str, object]:
+    """Fold the email stage into the session summary: its counts, its calls, its issues."""
+    merged = dict(summary)
+    merged["email"] = email
+    calls = summary.get("api_calls")
+    totals = dict(calls) if isinstance(calls, dict) else {}
+    for service, after in calls_after.items():
+        totals[service] = int(totals.get(service, 0)) + after - calls_before.get(service, 0)
+    merged["api_calls"] = totals
+    shared = email.get("shared", 0)
+    failed = email.get("failed", 0)
+    if isinstance(shared, int) and shared:
+        merged["changes"] = int(str(summary.get("changes", 0))) + shared
+    if isinstance(failed, int) and failed and merged.get("status") == "ok":
+        merged["status"] = "partial"
+    issues = summary.get("issues")
+    email_issues = email.get("issues")
+    if isinstance(issues, list) and isinstance(email_issues, list):
+        merged["issues"] = [*issues, *({"kind": "email", "title": t} for t in email_issues)]
+    return merged
+
+
 def describe(summary: dict[str, object]) -> str:
     """A one-line account of a session for the tooltip and History."""
     counts = summary.get("counts")
@@ -151,7 +192,13 @@ def describe(summary: dict[str, object]) -> str:
     issue_count = len(issues) if isinstance(issues, list) else 0
     if len(parts) > 1:
         parts[-2:] = [f"{parts[-2]} and {parts[-1]}"]
-    text = "Synced " + ", ".join(parts) if parts else "Everything is up to date"
+    email = summary.get("email")
+    shared = email.get("shared", 0) if isinstance(email, dict) else 0
+    saved = f"saved {shared} email{'s' if shared != 1 else ''} to Salesforce" if shared else ""
+    if parts:
+        text = "Synced " + ", ".join(parts) + (f"; {saved}" if saved else "")
+    else:
+        text = saved[:1].upper() + saved[1:] if saved else "Everything is up to date"
     if issue_count:
         text += f"; {issue_count} issue{'s' if issue_count != 1 else ''} to look at"
     return text
@@ -204,20 +251,46 @@ class SandboxConnections:
 
 class SandboxRunnerFactory:
     """For the tray with `--sandbox`: called in the worker thread, it starts the sandbox and signs
-    in there, so the GUI thread never waits on it; `close()` stops the sandbox at exit."""
+    in there, so the GUI thread never waits on it; `close()` stops the sandbox at exit.
+
+    `provider()` hands another thread (the Save Email / New Records windows') its own
+    connections to the same sandbox, started on first use by whichever thread comes first."""
 
     def __init__(self, ctx: AppContext) -> None:
         self._ctx = ctx
         self._demo: DemoAccounts | None = None
+        self._lock = threading.Lock()
 
-    def __call__(self) -> EngineRunner:
+    def demo(self) -> DemoAccounts:
+        """The running sandbox, started in the calling thread if needed (thread-safe)."""
         from scc_desktop.demo import start_demo
 
-        if self._demo is None:
-            self._demo = start_demo(self._ctx.paths)
-        return EngineRunner(self._ctx, SandboxConnections(self._demo))
+        with self._lock:
+            if self._demo is None:
+                self._demo = start_demo(self._ctx.paths)
+            return self._demo
+
+    def __call__(self) -> EngineRunner:
+        return EngineRunner(self._ctx, SandboxConnections(self.demo()))
+
+    def provider(self) -> ConnectionProvider:
+        return _LazySandboxProvider(self)
 
     def close(self) -> None:
-        if self._demo is not None:
-            self._demo.stop()
-            self._demo = None
+        with self._lock:
+            if self._demo is not None:
+                self._demo.stop()
+                self._demo = None
+
+
+class _LazySandboxProvider:
+    """Connections to the factory's sandbox, made on first use in the thread that uses them."""
+
+    def __init__(self, factory: SandboxRunnerFactory) -> None:
+        self._factory = factory
+        self._connections: SandboxConnections | None = None
+
+    def connect(self, ctx: AppContext) -> Connections:
+        if self._connections is None:
+            self._connections = SandboxConnections(self._factory.demo())
+        return self._connections.connect(ctx)

@@ -19,6 +19,8 @@ import keyring
 import keyring.backend
 import keyring.errors
 
+from scc_desktop.errors import NeedsUser
+
 log = logging.getLogger(__name__)
 
 CHUNK_CHARS = 1000  # 1,000 UTF-16 code units stay far below Windows' 2,560-byte blob limit
@@ -33,7 +35,7 @@ _REFUSED_BACKENDS = (
 )
 
 
-class CredentialError(Exception):
+class CredentialError(NeedsUser):
     """Base for keyring problems; `user_message` is what the tray shows."""
 
     user_message = "The system keyring could not be used."

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from scc_desktop.errors import NeedsUser
 from scc_desktop.mailbox.types import (
     Address,
     AttachmentRef,
@@ -36,7 +37,7 @@ SALESFORCE_TASKS_LIST = "Salesforce Tasks"
 SALESFORCE_CATEGORY = "Salesforce"
 
 
-class ReconnectRequired(Exception):
+class ReconnectRequired(NeedsUser):
     """The account's sign-in expired or was revoked: the user must sign in again.
 
     `user_message` is what the tray shows ("Reconnect Microsoft 365", "Reconnect Google").

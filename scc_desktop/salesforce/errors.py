@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scc_desktop.errors import NeedsUser
+
 
 class SalesforceError(Exception):
     """Base of every error the connector raises."""
@@ -24,7 +26,7 @@ class SalesforceError(Exception):
         self.completed: list[Any] = []
 
 
-class ReconnectRequired(SalesforceError):
+class ReconnectRequired(SalesforceError, NeedsUser):
     """The refresh token was revoked, expired or never stored: the user must sign in again."""
 
     user_message = "Reconnect Salesforce"

@@ -18,8 +18,15 @@ def parse_sf_datetime(value: object) -> datetime | None:
         return None
 
 
+def _is_child_result(value: object) -> bool:
+    """A parent-to-child subquery's nested query result: `{"totalSize", "done", "records"}`."""
+    return isinstance(value, Mapping) and "records" in value and "totalSize" in value
+
+
 def flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Drop `attributes`; parent relationships become dotted keys (`Account.Name`)."""
+    """Drop `attributes`; parent relationships become dotted keys (`Account.Name`); a child
+    subquery's result (`EventRelations`) becomes a tuple of its flattened child records (empty
+    when Salesforce returns null for no children)."""
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "attributes":
@@ -27,6 +34,8 @@ def flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         if isinstance(value, Mapping) and "attributes" in value:
             out.update(flatten(value, name + "."))
+        elif _is_child_result(value):
+            out[name] = tuple(flatten(r) for r in value.get("records") or () if r)
         else:
             out[name] = value
     return out

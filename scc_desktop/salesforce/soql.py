@@ -78,6 +78,27 @@ def soql_name(name: str) -> str:
     return name
 
 
+class Subquery(str):
+    """A parent-to-child subquery built by `subquery()`: `select()` takes it as a field."""
+
+    __slots__ = ()
+
+
+def subquery(
+    relationship: str,
+    fields: Iterable[str],
+    where: str | None = None,
+    order_by: str | None = None,
+    limit: int | None = None,
+) -> Subquery:
+    """`(SELECT f1, f2 FROM Relationship [WHERE ...] ...)` for a parent query's field list.
+
+    Each parent record then carries `Relationship` as a nested query result,
+    `{"totalSize": n, "done": true, "records": [...]}`, or null when there are no children.
+    """
+    return Subquery(f"({select(relationship, fields, where, order_by, limit)})")
+
+
 def select(
     sobject: str,
     fields: Iterable[str],
@@ -87,9 +108,10 @@ def select(
 ) -> str:
     """`SELECT f1, f2 FROM T [WHERE ...] [ORDER BY ...] [LIMIT n]`; names are checked.
 
-    `where` and `order_by` are SOQL fragments that the caller built with the helpers above.
+    `where` and `order_by` are SOQL fragments that the caller built with the helpers above;
+    a field may be a `subquery()`.
     """
-    names = list(dict.fromkeys(soql_name(f) for f in fields))
+    names = list(dict.fromkeys(f if isinstance(f, Subquery) else soql_name(f) for f in fields))
     if not names:
         raise ValueError("select needs at least one field")
     text = f"SELECT {', '.join(names)} FROM {soql_name(sobject)}"

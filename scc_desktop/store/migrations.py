@@ -121,10 +121,59 @@ CREATE TABLE sync_retries (
 );
 """
 
+EMAIL_ACTIVITIES = """
+CREATE TABLE email_state (
+    key TEXT PRIMARY KEY,                    -- 'autoshare_on', 'autoshare_enabled_at', ...
+    value TEXT NOT NULL
+);
+CREATE TABLE email_saves (
+    save_key TEXT PRIMARY KEY,               -- the message's idempotency key (email_rules)
+    target TEXT NOT NULL,                    -- 'task' | 'email_message'
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done')),
+    message_identifier TEXT NOT NULL DEFAULT '',  -- EmailMessage.MessageIdentifier (lookup key)
+    mailbox_id TEXT NOT NULL DEFAULT '',     -- immutable message id
+    salesforce_id TEXT,                      -- Task or EmailMessage id once created
+    path TEXT NOT NULL DEFAULT '',           -- 'manual' | 'thread' | 'autoshare'
+    subject TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    saved_at TEXT
+);
+CREATE INDEX email_saves_mailbox ON email_saves(mailbox_id);
+CREATE TABLE email_attachments (
+    save_key TEXT NOT NULL,
+    attachment_id TEXT NOT NULL,
+    state TEXT NOT NULL,                     -- 'uploaded' | 'skipped'
+    salesforce_id TEXT,
+    PRIMARY KEY (save_key, attachment_id)
+);
+CREATE TABLE email_unresolved (
+    save_key TEXT PRIMARY KEY,
+    salesforce_id TEXT NOT NULL,
+    mailbox_id TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    sender TEXT NOT NULL DEFAULT '',
+    message_date TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    linked_to TEXT,                          -- set when the user links it to a record
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE email_threads (
+    conversation_id TEXT PRIMARY KEY,
+    since TEXT NOT NULL,                     -- ISO UTC: later messages are saved too
+    related_to_id TEXT,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE email_retries (
+    mailbox_id TEXT PRIMARY KEY,             -- a message whose save failed: re-read next session
+    folder TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "foundation", FOUNDATION),
     Migration(2, "sync engine", SYNC_ENGINE),
     Migration(3, "salesforce caches", SALESFORCE_CACHES),
+    Migration(4, "email activities", EMAIL_ACTIVITIES),
 ]
 
 

@@ -7,6 +7,26 @@ batch is saved. A crash anywhere therefore replays from the old cursors against 
 describe what reached the servers, and the hashes turn the replay into no-ops, not duplicates.
 A write that fails leaves its pair's old link and puts both ids on the retry list, so the next
 session re-reads them and merges again from their real state.
+
+Lossy sides and per-side base values. A side may not keep what it is sent (Salesforce has no
+"tentative" show-as and stores Busy; a task without priority comes back "normal"; a company with
+no matching Account comes back empty). Each write returns what the side stored
+(`WriteResult.fields`), and the link keeps, besides `base` (the merged values, the richest each
+field was synced with), each side's own values where they differ (`Link.stored`); each side's
+hash covers what that side holds. Before planning, a side's current value that still equals its
+own stored value counts as not edited and stands in the plan as the `base` value; only a value
+that moved away from what the side stored is an edit. So the planner's three-way merge is
+unchanged, a lossy side keeps its coarser value while the other keeps its richer one, and a
+real edit of that field on either side still syncs. A side is then written only for fields
+whose merged value it does not already hold (`_trim`), so a lossy field never causes a write.
+
+Read-only fields. A repository may declare `read_only` fields (`ports.read_only_fields`): it
+stores them but never accepts them from the other side (the mailbox's attendees: writing them
+would send invitations). They sync only away from that side: the other side's value of such a
+field never counts as an edit (it stands in the plan as `base`, or on a first-run match as the
+read-only side's value), the read-only side is never written for it (an update carries its
+current value, a create leaves it out), and whatever the other side keeps of it (Salesforce
+keeps only the attendees it knows) is remembered as that side's stored value.
 """
 
 from __future__ import annotations
@@ -40,6 +60,7 @@ from scc_desktop.sync.ports import (
     SideRepository,
     WriteResult,
     other_side,
+    read_only_fields,
 )
 from scc_desktop.sync.recovery import recover
 from scc_desktop.sync.resolutions import apply_kept_versions
@@ -135,6 +156,9 @@ class _Work:
     pair_key: str | None = None  # the journalled merge or match
     dirty: bool = False  # the link row must be saved even if nothing else changed
     results: dict[Side, WriteResult] = field(default_factory=dict)
+    # what each side holds now (`states` holds the values as planned, see the module docstring)
+    actual: dict[Side, Mapping[str, FieldValue] | None] = field(default_factory=dict)
+    changed: dict[Side, frozenset[str]] = field(default_factory=dict)  # fields an update sends
 
     def item_key(self) -> str:
         for side in SIDES:
@@ -180,6 +204,9 @@ class KindSession:
         self.run_id = run_id
         self.progress = progress
         self.names = sorted(mailbox.fields & salesforce.fields & set(FIELDS[kind]))
+        self.read_only: dict[Side, frozenset[str]] = {
+            side: read_only_fields(repo) & set(self.names) for side, repo in self.repos.items()
+        }
         self.result = KindResult(kind)
         self._failed_ids: dict[Side, set[str]] = {"mailbox": set(), "salesforce": set()}
 
@@ -297,7 +324,84 @@ class KindSession:
             return SideState(status, fields, item.modified_at), item
         if item_id is None or item_id in changes.removed or changes.full:
             return SideState(Status.DELETED), None
-        return SideState(Status.UNCHANGED, project(self.kind, link.base, self.names)), None
+        return SideState(Status.UNCHANGED, self._held(link, side)), None
+
+    def _held(self, link: Link, side: Side) -> dict[str, FieldValue]:
+        """What `side` held after the last sync."""
+        return project(self.kind, link.side_base(side), self.names)
+
+    def _as_planned(self, link: Link | None, side: Side, state: SideState) -> SideState:
+        """`side`'s values as the planner sees them: a value the side still holds as it stored
+        it, and any value of a field the other side keeps read-only, stand as `base`."""
+        if state.fields is None or link is None:
+            return state
+        held = self._held(link, side)
+        base = project(self.kind, link.base, self.names)
+        theirs = self.read_only[other_side(side)]
+        fields = {
+            name: base[name]
+            if name in theirs or state.fields.get(name) == held[name]
+            else state.fields.get(name)
+            for name in self.names
+        }
+        return replace(state, fields=fields)
+
+    def _planned_work(
+        self,
+        link: Link | None,
+        states: dict[Side, SideState],
+        items: dict[Side, SideItem | None],
+        ids: dict[Side, str | None],
+        *,
+        dirty: bool = False,
+        replaces: Link | None = None,
+    ) -> _Work:
+        """Plan one pair from both sides' current states (see the module docstring)."""
+        actual = {side: states[side].fields for side in SIDES}
+        if link is not None:
+            planned = {side: self._as_planned(link, side, states[side]) for side in SIDES}
+            base: Mapping[str, FieldValue] | None = project(self.kind, link.base, self.names)
+        else:
+            planned = dict(states)
+            for side in SIDES:  # a first-run match takes a read-only field from its owner
+                mine, theirs = states[side].fields, states[other_side(side)].fields
+                if mine is not None and theirs is not None and self.read_only[side]:
+                    keep = {n: mine.get(n) for n in self.read_only[side]}
+                    other = other_side(side)
+                    planned[other] = replace(planned[other], fields={**theirs, **keep})
+            base = None
+        action = plan(planned["mailbox"], planned["salesforce"], base, self.rules)
+        w = _Work(action, link, ids, items, planned, replaces=replaces, dirty=dirty, actual=actual)
+        self._trim(w)
+        return w
+
+    def _trim(self, w: _Work) -> None:
+        """Write a side only for the fields whose merged value it does not hold already; an
+        update left with none is dropped (the link still records the merge)."""
+        merged = w.action.merged
+        if merged is None:
+            return
+        ops = {side: w.action.op(side) for side in SIDES}
+        for side in SIDES:
+            # a first match may also owe a side the read-only field the other side owns
+            matched = w.link is None and w.actual.get(side) is not None and ops[side] is Op.NONE
+            if ops[side] is not Op.UPDATE and not matched:
+                continue
+            planned = dict(w.states[side].fields or {})
+            actual = w.actual.get(side) or {}
+            if w.link is None:  # a first match: a field it never accepts from itself stood in
+                planned.update({n: actual.get(n) for n in self.read_only[other_side(side)]})
+            changed = frozenset(
+                name
+                for name in merged
+                if name not in self.read_only[side]
+                and merged.get(name) != planned.get(name)
+                and merged.get(name) != actual.get(name)
+            )
+            w.changed[side] = changed
+            ops[side] = Op.UPDATE if changed else Op.NONE
+        if ops["mailbox"] is not w.action.mailbox or ops["salesforce"] is not w.action.salesforce:
+            w.action = replace(w.action, mailbox=ops["mailbox"], salesforce=ops["salesforce"])
 
     def _pair(self, changes: dict[Side, _Changes]) -> list[_Work]:
         links: dict[int, Link] = {}
@@ -423,17 +527,47 @@ class KindSession:
         dirty: bool = True,
     ) -> _Work:
         """Plan an active link (`dirty` when it was just re-activated)."""
+        link, adopted = self._adopt(link, changes)
         mb, mb_item = self._side_state(link, "mailbox", changes["mailbox"])
         sf, sf_item = self._side_state(link, "salesforce", changes["salesforce"])
-        action = plan(mb, sf, project(self.kind, link.base, self.names), self.rules)
-        return _Work(
-            action,
+        return self._planned_work(
             link,
-            ids,
-            {"mailbox": mb_item, "salesforce": sf_item},
             {"mailbox": mb, "salesforce": sf},
-            dirty=dirty,
+            {"mailbox": mb_item, "salesforce": sf_item},
+            ids,
+            dirty=dirty or adopted,
         )
+
+    def _adopt(self, link: Link, changes: dict[Side, _Changes]) -> tuple[Link, bool]:
+        """An item still at the version our write left it at holds what we wrote, as that side
+        stored it: a difference from what we recorded (an adapter with no read-back, a side
+        that rewrote a value) is its own coarser value, not a user edit. Record it as held."""
+        adopted = False
+        for side in SIDES:
+            item_id = link.side_id(side)
+            item = changes[side].upserted.get(item_id) if item_id is not None else None
+            if (
+                item is None
+                or not item.version
+                or item.version != link.side_version(side)
+                or not link.side_hash(side)
+            ):
+                continue
+            held = self._project(item)
+            digest = fields_hash(held, self.names)
+            if digest == link.side_hash(side):
+                continue
+            base = project(self.kind, link.base, self.names)
+            own = {n: v for n, v in held.items() if v != base.get(n)}
+            stored = {s: v for s, v in link.stored.items() if s != side}
+            if own:
+                stored[side] = own
+            if side == "mailbox":
+                link = replace(link, mailbox_hash=digest, stored=stored)
+            else:
+                link = replace(link, salesforce_hash=digest, stored=stored)
+            adopted = True
+        return link, adopted
 
     def _set_aside(
         self,
@@ -488,16 +622,14 @@ class KindSession:
         sf_item: SideItem | None,
         replaces: Link | None,
     ) -> _Work:
-        action = plan(mb, sf, None, self.rules)
-        return _Work(
-            action,
+        return self._planned_work(
             None,
+            {"mailbox": mb, "salesforce": sf},
+            {"mailbox": mb_item, "salesforce": sf_item},
             {
                 "mailbox": mb_item.id if mb_item else None,
                 "salesforce": sf_item.id if sf_item else None,
             },
-            {"mailbox": mb_item, "salesforce": sf_item},
-            {"mailbox": mb, "salesforce": sf},
             replaces=replaces,
         )
 
@@ -640,9 +772,7 @@ class KindSession:
                 )
             )
         self.state.add_intents(self.kind, side, intents)
-        results = self.repos[side].create(
-            [NewItem(w.key or "", dict(w.action.merged or {})) for w in work]
-        )
+        results = self.repos[side].create([NewItem(w.key or "", self._sent(side, w)) for w in work])
         self._assign(side, work, results)
 
     def _update(self, side: Side, work: list[_Work]) -> None:
@@ -650,13 +780,59 @@ class KindSession:
             return
         updates = []
         for w in work:
-            current = w.states[side].fields or {}
-            merged = w.action.merged or {}
-            changed = frozenset(n for n in merged if current.get(n) != merged.get(n))
+            changed = w.changed.get(side)
+            if changed is None:  # not trimmed (a restore): every field that differs
+                current = w.states[side].fields or {}
+                merged = w.action.merged or {}
+                changed = frozenset(
+                    n
+                    for n in merged
+                    if current.get(n) != merged.get(n) and n not in self.read_only[side]
+                )
             updates.append(
-                ItemUpdate(w.ids[side] or "", self._version(w, side), dict(merged), changed)
+                ItemUpdate(w.ids[side] or "", self._version(w, side), self._sent(side, w), changed)
             )
         self._assign(side, work, self.repos[side].update(updates))
+
+    def _sent(self, side: Side, w: _Work) -> dict[str, FieldValue]:
+        """The values written to `side`: merged, with its read-only fields as it holds them
+        (an update) or left out (a create)."""
+        values = dict(w.action.merged or {})
+        if self.read_only[side]:
+            actual = w.actual.get(side)
+            for name in self.read_only[side]:
+                if actual is not None and w.action.op(side) is Op.UPDATE:
+                    values[name] = actual.get(name)
+                else:
+                    values.pop(name, None)
+        return values
+
+    def _stored(
+        self, side: Side, w: _Work, merged: Mapping[str, FieldValue]
+    ) -> dict[str, FieldValue]:
+        """What `side` holds after this pair's writes: the adapter's read-back when it gave one,
+        else what was sent over what it held."""
+        result = w.results.get(side)
+        op = w.action.op(side)
+        if result is not None and result.ok and op in (Op.CREATE, Op.UPDATE):
+            if result.fields is not None:
+                return project(self.kind, result.fields, self.names)
+            if op is Op.CREATE:
+                return project(self.kind, self._sent(side, w), self.names)
+            actual = w.actual.get(side) or {}
+            changed = w.changed.get(side)
+            return {
+                name: merged.get(name)
+                if (name in changed if changed is not None else name not in self.read_only[side])
+                else actual.get(name)
+                for name in self.names
+            }
+        held = w.actual.get(side)
+        if held is not None:
+            return project(self.kind, held, self.names)
+        if w.link is not None and w.link.side_id(side) is not None:
+            return self._held(w.link, side)
+        return dict(merged)
 
     def _delete(self, side: Side, work: list[_Work]) -> None:
         if not work:
@@ -736,7 +912,10 @@ class KindSession:
         if action.link is LinkChange.NONE or action.merged is None:
             return
         merged = project(self.kind, action.merged, self.names)
-        digest = fields_hash(merged, self.names)
+        held = {side: self._stored(side, w, merged) for side in SIDES}
+        stored = {
+            side: {n: v for n, v in held[side].items() if v != merged.get(n)} for side in SIDES
+        }
         sides: dict[Side, tuple[str | None, str]] = {}
         for side in SIDES:
             result = w.results.get(side)
@@ -753,11 +932,12 @@ class KindSession:
                 kind=self.kind,
                 mailbox_id=sides["mailbox"][0],
                 mailbox_version=sides["mailbox"][1],
-                mailbox_hash=digest,
+                mailbox_hash=fields_hash(held["mailbox"], self.names),
                 salesforce_id=sides["salesforce"][0],
                 salesforce_version=sides["salesforce"][1],
-                salesforce_hash=digest,
+                salesforce_hash=fields_hash(held["salesforce"], self.names),
                 base=merged,
+                stored={side: values for side, values in stored.items() if values},
             )
         )
 

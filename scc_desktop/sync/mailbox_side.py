@@ -290,7 +290,7 @@ class _MailboxRepository(Generic[T]):
         for index, new in enumerate(items):
             found = existing.get(new.correlation_key)
             if found is not None:
-                out[index] = WriteResult.success(found.id, found.version)
+                out[index] = WriteResult.success(found.id, found.version, found.fields)
             else:
                 todo.append((index, self._new(new)))
         natives = [native for _, native in todo]
@@ -304,8 +304,14 @@ class _MailboxRepository(Generic[T]):
                     else replace(result.item, sync_key=native.sync_key)
                 )
                 self._remember(item)
-            out[index] = _write_result(result)
+            out[index] = self._stored(_write_result(result), result)
         return [r if r is not None else WriteResult.failure("", transient=True) for r in out]
+
+    def _stored(self, port: WriteResult, result: MailboxWriteResult[T]) -> WriteResult:
+        """With the fields of the item the mailbox returned (what it stored), when it did."""
+        if port.ok and result.item is not None:
+            return replace(port, fields=self._to_fields(result.item))
+        return port
 
     def _existing(self, keys: Sequence[str]) -> dict[str, SideItem]:
         """Items already stamped with `keys`: from this session's cache once the stream was
@@ -347,7 +353,7 @@ class _MailboxRepository(Generic[T]):
         for index, result in zip(positions, results, strict=True):
             if result.ok and result.item is not None:
                 self._remember(result.item)
-            out[index] = _write_result(result, items[index].id)
+            out[index] = self._stored(_write_result(result, items[index].id), result)
         return [r if r is not None else WriteResult.failure("", transient=True) for r in out]
 
     def delete(self, items: Sequence[ItemDelete]) -> list[WriteResult]:
@@ -459,11 +465,14 @@ class MailboxContacts(_MailboxRepository[Contact]):
             for item in map(self._remember, categorized)
             if relist or known is None or known.get(item.id) != item.version
         ]
-        departed = (
-            [] if known is None else [i for i in known if i not in versions and i not in seen]
-        )
+        missing = [] if known is None else [i for i in known if i not in versions and i not in seen]
+        # A categorized contact that left the list was either deleted or lost its category:
+        # one get-by-ids call tells them apart (gone = removed; still there = departed).
+        still_there = self._counted(lambda: self._fetch(missing)) if missing else {}
+        removed = [i for i in missing if i not in still_there]
+        departed = [i for i in missing if i in still_there]
         yield ChangePage(
-            upserted, (), _join_cursor(last or "", versions), full=full, departed=departed
+            upserted, removed, _join_cursor(last or "", versions), full=full, departed=departed
         )
 
 
@@ -490,11 +499,30 @@ def _join_cursor(delta: str | None, known: Mapping[str, str] | None) -> str:
     return json.dumps({"d": delta or "", "c": dict(known) if known is not None else None})
 
 
+def _scope_key(scope: EventScope) -> str:
+    return f"m{int(scope.meetings)}a{int(scope.appointments)}p{int(scope.private)}"
+
+
+def _split_scoped(cursor: str | None) -> tuple[str | None, str | None]:
+    """(delta cursor, scope key) of an events cursor; an older, unscoped one has no scope."""
+    if not cursor:
+        return None, None
+    try:
+        data = json.loads(cursor)
+    except ValueError:
+        return cursor, None
+    if isinstance(data, dict) and set(data) == {"s", "d"}:
+        return (str(data["d"]) or None), str(data["s"])
+    return cursor, None
+
+
 class MailboxEvents(_MailboxRepository[CalendarEvent]):
     """The calendar window's occurrences that are in scope (see the module docstring)."""
 
     _kind: Kind = "event"
     _fields = EVENT_FIELDS
+    # read from the mailbox, never written to it (that would send invitations): see ports
+    read_only = frozenset({"attendees"})
 
     def __init__(
         self, mailbox: Mailbox, scope: EventScope, window: tuple[datetime, datetime]
@@ -502,6 +530,17 @@ class MailboxEvents(_MailboxRepository[CalendarEvent]):
         super().__init__(mailbox)
         self.scope = scope
         self.window = window
+
+    def read_changes(self, cursor: str | None) -> Iterator[ChangePage]:
+        """The delta cursor travels with the scope it was taken under: when a switch changes
+        (meetings, appointments, private items) the calendar is listed again in full, or items
+        that just came into scope would never be read until they were edited."""
+        delta, scope = _split_scoped(cursor)
+        current = _scope_key(self.scope)
+        if scope != current:
+            delta = None
+        for page in super().read_changes(delta):
+            yield replace(page, cursor=json.dumps({"s": current, "d": page.cursor}))
 
     def _stream(self, cursor: str | None) -> Iterator[DeltaPage[CalendarEvent]]:
         return self.mailbox.read_events(cursor, self.window[0], self.window[1])

@@ -4,6 +4,11 @@ It behaves like a delta-capable server: every change appends to a log, a cursor 
 writes are conditional on versions. Faults reproduce what the engine must survive: a failing Nth
 write, a process killed right after the Nth create reached the server, and versions that move
 without any content change (servers that touch records after a write).
+
+It can also be a lossy side: `keeps` rewrites every value stored (a show-as it has no word for
+becomes busy, a missing priority normal, an unknown company empty), and `read_only` names fields
+it stores but never accepts from a write (mailbox attendees). Writes return the stored fields,
+as a real adapter's read-back would, unless `returns_fields` is off.
 """
 
 from __future__ import annotations
@@ -91,6 +96,9 @@ class MemoryRepository:
         self.service = service or f"memory-{side}"
         self.faults = Faults()
         self.scope: Callable[[Mapping[str, FieldValue]], bool] = lambda _fields: True
+        self.keeps: Callable[[dict[str, FieldValue]], dict[str, FieldValue]] | None = None
+        self.read_only: frozenset[str] = frozenset()
+        self.returns_fields = True
         self.items: dict[str, _Record] = {}
         self.calls: Counter[str] = Counter()
         self._log: list[tuple[int, str]] = []
@@ -178,7 +186,7 @@ class MemoryRepository:
                 self.clock.now(),
             )
             self._logged(item_id)
-            results.append(WriteResult.success(item_id, self.items[item_id].version))
+            results.append(self._success(item_id))
             self._after_write(item_id)
             if self._creates == self.faults.crash_after_creates:
                 raise SimulatedCrash(f"crashed after {self._creates} creates")
@@ -200,11 +208,12 @@ class MemoryRepository:
                     WriteResult.failure("The item changed while syncing.", transient=True)
                 )
             else:
-                record.fields = self._store_fields(change.fields)
+                kept = {n: record.fields.get(n) for n in self.read_only}
+                record.fields = self._store_fields({**change.fields, **kept})
                 record.version = self._next_version()
                 record.modified_at = self.clock.now()
                 self._logged(change.id)
-                results.append(WriteResult.success(change.id, record.version))
+                results.append(self._success(change.id))
                 self._after_write(change.id)
             if self._updates == self.faults.crash_after_updates:
                 raise SimulatedCrash(f"crashed after {self._updates} updates")
@@ -265,7 +274,9 @@ class MemoryRepository:
     def edit(self, item_id: str, fields: Mapping[str, object]) -> None:
         record = self.items[item_id]
         changes = normalize(self._kind, fields)
-        record.fields = {**record.fields, **{k: v for k, v in changes.items() if k in self._fields}}
+        record.fields = self._kept(
+            {**record.fields, **{k: v for k, v in changes.items() if k in self._fields}}
+        )
         record.version = self._next_version()
         record.modified_at = self.clock.now()
         self._logged(item_id)
@@ -308,7 +319,18 @@ class MemoryRepository:
 
     def _store_fields(self, fields: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
         known = {k: v for k, v in fields.items() if k in self._fields}
-        return project(self._kind, known, sorted(self._fields))
+        return self._kept(project(self._kind, known, sorted(self._fields)))
+
+    def _kept(self, fields: dict[str, FieldValue]) -> dict[str, FieldValue]:
+        """What a lossy side makes of `fields` (see `keeps`)."""
+        if self.keeps is None:
+            return fields
+        return project(self._kind, self.keeps(dict(fields)), sorted(self._fields))
+
+    def _success(self, item_id: str) -> WriteResult:
+        record = self.items[item_id]
+        stored = dict(record.fields) if self.returns_fields else None
+        return WriteResult.success(item_id, record.version, stored)
 
     def _next_version(self) -> str:
         return f"v{next(self._versions)}"

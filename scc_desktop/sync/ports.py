@@ -92,8 +92,12 @@ class WriteResult:
     """Per-item outcome of a batch write, in the order of the request.
 
     On success `id` and `version` are the item's after the write (stored so our own writes don't
-    come back as changes). On failure `error` is a sentence for the user and `transient` says
-    whether a retry may succeed (throttling, a version race) or not (validation, permissions).
+    come back as changes), and `fields`, when the adapter can tell, the synced fields as the side
+    stored them (its read-back): a side that cannot keep a value (no "tentative" show-as, an
+    unknown company) returns its coarser value, so the engine hashes what is there and does not
+    mistake the difference for a user edit. None means "stored as sent". On failure `error` is a
+    sentence for the user and `transient` says whether a retry may succeed (throttling, a version
+    race) or not (validation, permissions).
     """
 
     ok: bool
@@ -101,10 +105,13 @@ class WriteResult:
     version: str | None = None
     error: str = ""
     transient: bool = False
+    fields: Mapping[str, FieldValue] | None = None
 
     @classmethod
-    def success(cls, item_id: str, version: str) -> WriteResult:
-        return cls(True, item_id, version)
+    def success(
+        cls, item_id: str, version: str, fields: Mapping[str, FieldValue] | None = None
+    ) -> WriteResult:
+        return cls(True, item_id, version, fields=fields)
 
     @classmethod
     def failure(cls, message: str, *, transient: bool) -> WriteResult:
@@ -124,6 +131,10 @@ class SideRepository(Protocol):
     def fields(self) -> frozenset[str]:
         """The neutral field names this side stores; only fields both sides store are synced."""
         ...
+
+    # Optional: `read_only: frozenset[str]`, the fields among `fields` this side stores but never
+    # accepts from the other side (mailbox attendees: writing them would send invitations). Such
+    # a field syncs only from this side to the other; see `read_only_fields`.
 
     @property
     def max_batch(self) -> int:
@@ -156,6 +167,12 @@ class SideRepository(Protocol):
         batch of emails/names, the mailbox adapter a filter or its local index.
         """
         ...
+
+
+def read_only_fields(repo: object) -> frozenset[str]:
+    """A repository's `read_only` fields (none when it declares no such attribute)."""
+    value: object = getattr(repo, "read_only", frozenset())
+    return frozenset(value) if isinstance(value, (set, frozenset)) else frozenset()
 
 
 @runtime_checkable

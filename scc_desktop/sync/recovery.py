@@ -72,9 +72,11 @@ class _Recovery:
         merged = self._merged(intent)
         digest = fields_hash(merged, self.names)
         existing = self.state.links_for(self.kind, source, [source_id]).get(source_id)
-        # the hashes describe what we wrote, not what is there now: a later edit must still count
+        # the hashes describe what we wrote, not what is there now: a later edit must still
+        # count; so no version either (the engine takes an item still at the version of our
+        # write as holding what we wrote), and a lossy side's coarser value comes back once
         ends: dict[Side, tuple[str, str]] = {
-            intent.side: (item.id, item.version),
+            intent.side: (item.id, ""),
             source: (source_id, str(intent.payload.get("source_version") or "")),
         }
         self.state.save_link(self._link(existing.id if existing else None, ends, digest, merged))
@@ -112,10 +114,7 @@ class _Recovery:
             link = self.state.link(link_id) if isinstance(link_id, int) else None
             if link is None or not landed:
                 return  # not every write landed: the old link lets the merge run again
-            ends = {
-                s: (link.side_id(s) or "", self._version(items[s], link.side_version(s)))
-                for s in SIDES
-            }
+            ends = {s: (link.side_id(s) or "", self._held_version(items[s], digest)) for s in SIDES}
             self.state.save_link(self._link(link.id, ends, digest, merged))
             return
         mb_item, sf_item = items["mailbox"], items["salesforce"]
@@ -126,8 +125,8 @@ class _Recovery:
         ):
             return
         ends = {
-            "mailbox": (mb_item.id, mb_item.version),
-            "salesforce": (sf_item.id, sf_item.version),
+            "mailbox": (mb_item.id, self._held_version(mb_item, digest)),
+            "salesforce": (sf_item.id, self._held_version(sf_item, digest)),
         }
         if landed:
             self.state.save_link(self._link(None, ends, digest, merged))
@@ -151,9 +150,10 @@ class _Recovery:
             return False
         return fields_hash(project(self.kind, item.fields, self.names), self.names) == digest
 
-    @staticmethod
-    def _version(item: SideItem | None, fallback: str) -> str:
-        return item.version if item is not None else fallback
+    def _held_version(self, item: SideItem | None, digest: str) -> str:
+        """The item's version when it holds exactly `digest`'s values, else none: the engine
+        takes an item still at its link's version as holding what the link describes."""
+        return item.version if item is not None and self._holds(item, digest) else ""
 
     def _link(
         self,

@@ -4,8 +4,9 @@ Everything goes through one `SalesforceGateway`, so calls are batched the way th
 limit wants: one change-feed read per kind, one query per batch for lookups (accounts, current
 versions, candidates, attendees), sObject Collections for writes. Creates are upserts on the
 external id `SCC_Sync_Key__c`, so a create retried after a crash updates instead of duplicating.
-The new SystemModstamp of every written record is read back (one query per batch) and returned,
-so our own writes don't come back as changes.
+The new SystemModstamp and synced fields of every written record are read back (one query per
+batch) and returned, so our own writes don't come back as changes, nor what Salesforce could not
+keep (an unknown company, "tentative") as edits.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from scc_desktop.salesforce.errors import TRANSIENT_RECORD_CODES
 from scc_desktop.salesforce.gateway import SalesforceGateway
 from scc_desktop.salesforce.matching import PersonMatch
 from scc_desktop.salesforce.records import SfRecord, parse_sf_datetime
-from scc_desktop.salesforce.soql import soql_datetime, soql_in, soql_quote
+from scc_desktop.salesforce.soql import soql_datetime, soql_in, soql_quote, subquery
 from scc_desktop.salesforce.writer import OUTCOME_UNKNOWN, RETRIES_EXHAUSTED
 from scc_desktop.salesforce.writer import WriteResult as SfWriteResult
 from scc_desktop.settings import SettingsSnapshot
@@ -45,6 +46,13 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200
 PROBE_BATCH = 50  # probes per candidate query: keeps the SOQL text well under its limits
 MAX_CONTACT_WHOS = 50
+RELATION_FIELDS = ("RelationId", "Relation.Email", "IsInvitee", "IsParent")
+# The people related to an event (Whos and invitees), read with the event itself: each record
+# then carries `EventRelations` as a nested query result, or null when there are none.
+# `IsDeleted = false` keeps deleted relations out of the change feed's queryAll.
+ATTENDEES_SUBQUERY = subquery(
+    "EventRelations", RELATION_FIELDS, "IsWhat = false AND IsDeleted = false"
+)
 TRANSIENT_CODES = frozenset({*TRANSIENT_RECORD_CODES, OUTCOME_UNKNOWN, RETRIES_EXHAUSTED})
 
 
@@ -328,19 +336,29 @@ class _SalesforceRepository:
         results: list[WriteResult | None],
         context: Mapping[str, Any],
     ) -> None:
-        """Per-record results with each saved record's new version (one query for all)."""
+        """Per-record results with each saved record's new version and synced fields as
+        Salesforce stored them (one query for all, plus the attendees' for events), so a value
+        it could not keep (no matching Account, no "tentative") is not taken for an edit."""
         saved = {o.index: o.id for o in written if o.success and o.id}
         self._after_write(
             [(record_id, fields[index]) for index, record_id in saved.items()], context
         )
-        versions = {
-            r.id: _version(r) for r in self.gateway.fetch(self.sobject, list(saved.values()), ())
+        stored = {
+            item.id: item
+            for item in self._items(
+                self.gateway.fetch(self.sobject, list(saved.values()), self._select)
+            )
         }
         for outcome in written:
             index = positions[outcome.index]
             record_id = saved.get(outcome.index)
             if record_id is not None:
-                results[index] = WriteResult.success(record_id, versions.get(record_id, ""))
+                item = stored.get(record_id)
+                results[index] = (
+                    WriteResult.success(record_id, item.version, item.fields)
+                    if item is not None
+                    else WriteResult.success(record_id, "")
+                )
             else:
                 results[index] = _port_failure(outcome)
 
@@ -464,6 +482,8 @@ class SalesforceEvents(_SalesforceRepository):
         self.user_id = user_id
         self.with_attendees = attendees
         self._fields = mapping.EVENT_FIELDS | ({"attendees"} if attendees else frozenset())
+        if attendees:  # every read of events (feed, lookups, read-back) brings their attendees
+            self._select = (*mapping.EVENT_SELECT, ATTENDEES_SUBQUERY)
 
     def _from_sf(self, record: SfRecord) -> dict[str, FieldValue]:
         fields = mapping.event_from_sf(record.fields)
@@ -475,7 +495,14 @@ class SalesforceEvents(_SalesforceRepository):
         self, records: Sequence[SfRecord], in_scope: set[str] | None = None
     ) -> list[SideItem]:
         if self.with_attendees and records:
-            emails = self._attendee_emails([r.id for r in records])
+            # records read without the subquery (none today) cost one query for their relations
+            missing = [r.id for r in records if "EventRelations" not in r.fields]
+            emails = self._attendee_emails(missing) if missing else {}
+            for r in records:
+                for relation in r.get("EventRelations") or ():
+                    email = relation.get("Relation.Email")
+                    if isinstance(email, str) and email:
+                        emails.setdefault(r.id, []).append(email)
             records = [
                 SfRecord(
                     r.sobject,
@@ -494,7 +521,7 @@ class SalesforceEvents(_SalesforceRepository):
             where = f"EventId IN {soql_in(chunk)} AND IsWhat = false"
             for page in self.gateway.query(
                 "EventRelation",
-                ["EventId", "RelationId", "Relation.Email", "IsInvitee", "IsParent"],
+                ["EventId", *RELATION_FIELDS],
                 where,
             ):
                 out.extend(page)
@@ -672,13 +699,14 @@ def salesforce_repositories(
     *,
     user_id: str,
     now: datetime,
-    attendees: bool = False,
+    attendees: bool = True,
 ) -> dict[Kind, SideRepository]:
     """The Salesforce side of one session, one repository per kind over one gateway.
 
-    `attendees` is off by default: Salesforce keeps only the attendees it knows (Contacts, Leads,
-    Users), so reading them back would look like the others were removed and a later edit in
-    Salesforce would carry that removal to the mailbox meeting.
+    `attendees` is on by default: meeting attendees become Who relations and invitees.
+    Salesforce keeps only the attendees it knows (Contacts, Leads, Users); the write's read-back
+    records that as Salesforce's own value, and the mailbox declares attendees read-only, so
+    the missing ones never flow back to (nor are ever written into) the mailbox meeting.
     """
     user = user_id or gateway.user_id
     if not user:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from scc_desktop.errors import NeedsUser
 from scc_desktop.sync.engine import KindOptions, KindResult, ProgressCallback, sync_kind
 from scc_desktop.sync.fields import Kind
 from scc_desktop.sync.planner import Direction, Policy
@@ -102,6 +103,10 @@ def run_session(
                 run_id=run_id,
                 progress=progress,
             )
+        except NeedsUser as exc:
+            # the same cause would fail every kind; stop and let the caller ask the user
+            state.finish_run(run_id, "failed", exc.user_message, {"needs_attention": True})
+            raise
         except Exception as exc:
             log.exception("%s sync failed", job.kind)
             failed_kinds.append(job.kind)

@@ -10,12 +10,12 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal, cast
 
 from scc_desktop.store.db import Database
-from scc_desktop.sync.fields import FieldValue, Kind, from_json, to_json
+from scc_desktop.sync.fields import FieldValue, Kind, from_json, normalize, to_json
 from scc_desktop.sync.ports import Side
 
 LinkState = Literal["active", "mailbox_detached", "salesforce_detached"]
@@ -25,7 +25,12 @@ IssueCategory = Literal["error", "conflict", "mass_delete", "notice"]
 @dataclass(frozen=True)
 class Link:
     """A synced pair. A detached link has lost one side on purpose and keeps the other from
-    being re-created there."""
+    being re-created there.
+
+    `base` holds the last synced values (the richest each field was synced with); `stored`, per
+    side, the fields that side keeps differently (a lossy side: Busy for "tentative", no company),
+    so `side_base(side)` is exactly what that side held after the sync and what its hash covers.
+    """
 
     id: int | None
     kind: Kind
@@ -37,6 +42,11 @@ class Link:
     salesforce_hash: str
     base: Mapping[str, FieldValue]
     state: LinkState = "active"
+    stored: Mapping[str, Mapping[str, FieldValue]] = field(default_factory=dict)
+
+    def side_base(self, side: Side) -> dict[str, FieldValue]:
+        """The values `side` held after the last sync: `base` with that side's own values."""
+        return {**self.base, **self.stored.get(side, {})}
 
     def side_id(self, side: Side) -> str | None:
         return self.mailbox_id if side == "mailbox" else self.salesforce_id
@@ -49,9 +59,14 @@ class Link:
 
     def cleared(self, side: Side) -> Link:
         """Without `side`'s id, version and hash (its item is gone)."""
+        stored = {s: v for s, v in self.stored.items() if s != side}
         if side == "mailbox":
-            return replace(self, mailbox_id=None, mailbox_version="", mailbox_hash="")
-        return replace(self, salesforce_id=None, salesforce_version="", salesforce_hash="")
+            return replace(
+                self, mailbox_id=None, mailbox_version="", mailbox_hash="", stored=stored
+            )
+        return replace(
+            self, salesforce_id=None, salesforce_version="", salesforce_hash="", stored=stored
+        )
 
     def detached(self, side: Side) -> Link:
         """Marked as no longer synced on `side` (gone, or out of scope when the id is kept)."""
@@ -115,7 +130,36 @@ def _link(row: sqlite3.Row) -> Link:
         salesforce_hash=row["salesforce_hash"],
         base=from_json(kind, row["base"]),
         state=cast(LinkState, row["state"]),
+        stored=_stored_from_json(kind, row["base"]),
     )
+
+
+_STORED_KEYS: Mapping[Side, str] = {"mailbox": "@mailbox", "salesforce": "@salesforce"}
+"""Keys of the per-side values inside the `base` column's JSON (no field name starts with @)."""
+
+
+def _base_json(link: Link) -> str:
+    """`base` as a flat object, plus each side's own values under "@mailbox"/"@salesforce"."""
+    if not any(link.stored.get(side) for side in _STORED_KEYS):
+        return to_json(link.base)
+    body = cast(dict[str, object], json.loads(to_json(link.base)))
+    for side, key in _STORED_KEYS.items():
+        values = link.stored.get(side)
+        if values:
+            body[key] = json.loads(to_json(values))
+    return json.dumps(body, ensure_ascii=False, sort_keys=True)
+
+
+def _stored_from_json(kind: Kind, text: str) -> dict[str, Mapping[str, FieldValue]]:
+    raw = json.loads(text) if text else {}
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, Mapping[str, FieldValue]] = {}
+    for side, key in _STORED_KEYS.items():
+        values = raw.get(key)
+        if isinstance(values, dict) and values:
+            out[side] = normalize(kind, cast(dict[str, object], values))
+    return out
 
 
 def _issue(row: sqlite3.Row) -> Issue:
@@ -198,7 +242,7 @@ class SyncState:
             link.salesforce_id,
             link.salesforce_version,
             link.salesforce_hash,
-            to_json(link.base),
+            _base_json(link),
             _now(),
         )
         with self.transaction() as conn:

@@ -22,9 +22,14 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from scc_desktop.assets import asset_path
 from scc_desktop.context import AppContext
+from scc_desktop.engine_runner import ConnectionProvider
 from scc_desktop.runner import SessionOutcome, SessionRunner
+from scc_desktop.ui.accounts_flow import AccountsFlow
+from scc_desktop.ui.actions_thread import ActionsClient, EmailActions
 from scc_desktop.ui.history_window import HistoryWindow
 from scc_desktop.ui.issues_window import IssuesWindow
+from scc_desktop.ui.new_records_window import NewRecordsWindow
+from scc_desktop.ui.save_email_window import SaveEmailWindow
 from scc_desktop.ui.settings_window import SettingsWindow
 from scc_desktop.ui.single_instance import InstanceServer, notify_running, server_name
 from scc_desktop.ui.store_thread import StoreClient
@@ -51,11 +56,16 @@ class TrayApp(QObject):
         run_at_start: bool = True,
         tray_retry_ms: int = TRAY_RETRY_MS,
         tray_available: Callable[[], bool] = QSystemTrayIcon.isSystemTrayAvailable,
+        provider: ConnectionProvider | None = None,
+        actions: EmailActions | None = None,
     ) -> None:
+        """`provider` gives the Save Email / New Records thread its own connections (started on
+        first use); `actions` replaces that thread (tests)."""
         super().__init__()
         self.ctx = ctx
         self._tray_available = tray_available
         self.sandbox = sandbox
+        self.accounts_flow: AccountsFlow | None = None
         self.store = StoreClient(ctx)
         self.worker = WorkerHandle(
             ctx,
@@ -68,6 +78,10 @@ class TrayApp(QObject):
         self.settings_window: SettingsWindow | None = None
         self.history_window: HistoryWindow | None = None
         self.issues_window: IssuesWindow | None = None
+        self.save_email_window: SaveEmailWindow | None = None
+        self.new_records_window: NewRecordsWindow | None = None
+        self._provider = provider
+        self.actions: EmailActions | None = actions
         self._tray_timer = QTimer(self)
         self._tray_timer.setInterval(tray_retry_ms)
         self._tray_timer.timeout.connect(self._try_tray)
@@ -78,12 +92,17 @@ class TrayApp(QObject):
         worker.finished.connect(self._on_finished)
         worker.schedule_changed.connect(self.tray.set_schedule)
         self.store.setting_saved.connect(self.worker.setting_changed)
-        self.store.issue_count.connect(self.tray.set_issue_count)
+        self.store.issue_counts.connect(self.tray.set_issue_counts)
 
         self.tray.sync_now_requested.connect(self.worker.sync_now_requested)
         self.tray.pause_requested.connect(self.worker.pause_requested)
         self.tray.resume_requested.connect(self.worker.resume_requested)
         self.tray.settings_requested.connect(self.show_settings)
+        self.tray.save_email_requested.connect(self.show_save_email)
+        self.tray.new_records_requested.connect(self.show_new_records)
+        if provider is None and actions is None:
+            self.tray.save_email_action.setEnabled(False)
+            self.tray.new_records_action.setEnabled(False)
         self.tray.history_requested.connect(self.show_history)
         self.tray.issues_requested.connect(self.show_issues)
         self.tray.quit_requested.connect(self.quit)
@@ -129,7 +148,13 @@ class TrayApp(QObject):
 
     def show_settings(self) -> None:
         if self.settings_window is None:
-            self.settings_window = SettingsWindow(self.store, self.ctx.policy, sandbox=self.sandbox)
+            if self.accounts_flow is None and not self.sandbox:
+                self.accounts_flow = AccountsFlow(self.ctx)
+                # a sync starts right after an account is connected
+                self.accounts_flow.succeeded.connect(self.worker.sync_now_requested)
+            self.settings_window = SettingsWindow(
+                self.store, self.ctx.policy, sandbox=self.sandbox, accounts=self.accounts_flow
+            )
         else:
             self.store.load_settings()
         self.settings_window.bring_forward()
@@ -145,12 +170,41 @@ class TrayApp(QObject):
     def show_issues(self) -> None:
         if self.issues_window is None:
             self.issues_window = IssuesWindow(self.store)
-            self.issues_window.retry_requested.connect(self.worker.sync_now_requested)
-            self.store.issue_resolved.connect(lambda _id: self.store.count_issues())
+            # Sent once the store saved the answer, so the session sees it.
+            self.issues_window.sync_requested.connect(self.worker.sync_now_requested)
         self.issues_window.reload()
         self.issues_window.show()
         self.issues_window.raise_()
         self.issues_window.activateWindow()
+
+    def _actions(self) -> EmailActions | None:
+        """The actions thread, started on first use."""
+        if self.actions is None and self._provider is not None:
+            self.actions = ActionsClient(self.ctx, self._provider)
+            # Do Not Sync saved the blacklist: the worker and an open settings window follow.
+            self.actions.setting_saved.connect(self.worker.setting_changed)
+            self.actions.setting_saved.connect(lambda _k, _v: self._reload_settings_window())
+        return self.actions
+
+    def _reload_settings_window(self) -> None:
+        if self.settings_window is not None and self.settings_window.isVisible():
+            self.store.load_settings()
+
+    def show_save_email(self) -> None:
+        actions = self._actions()
+        if actions is None:
+            return
+        if self.save_email_window is None:
+            self.save_email_window = SaveEmailWindow(actions)
+        self.save_email_window.bring_forward()
+
+    def show_new_records(self) -> None:
+        actions = self._actions()
+        if actions is None:
+            return
+        if self.new_records_window is None:
+            self.new_records_window = NewRecordsWindow(actions)
+        self.new_records_window.bring_forward()
 
     # --- ending ---------------------------------------------------------------------------------
 
@@ -161,14 +215,26 @@ class TrayApp(QObject):
         """Stop timers and threads; False when the worker's session did not end in time."""
         self._tray_timer.stop()
         self.tray.hide()
-        for window in (self.settings_window, self.history_window, self.issues_window):
+        windows = (
+            self.settings_window,
+            self.history_window,
+            self.issues_window,
+            self.save_email_window,
+            self.new_records_window,
+        )
+        for window in windows:
             if window is not None:
                 window.close()
+        if self.accounts_flow is not None:
+            self.accounts_flow.wait(5_000)  # cancels a sign-in that is still waiting
         worker_done = self.worker.shutdown()
         if not worker_done:
             log.error("the sync session did not stop in time; exiting anyway")
         store_done = self.store.shutdown()
-        return worker_done and store_done
+        actions_done = True
+        if isinstance(self.actions, ActionsClient):
+            actions_done = self.actions.shutdown()
+        return worker_done and store_done and actions_done
 
 
 class _SignalBridge:
@@ -223,11 +289,14 @@ def run_app(
     *,
     sandbox: bool = False,
     show_settings: bool = False,
+    provider: ConnectionProvider | None = None,
 ) -> int:
     """Run the tray app for `ctx`'s profile until Quit; 0 also when another instance took over.
 
     `sandbox` labels the Accounts section as demo accounts. The settings window opens at start
     with `show_settings`, the SCC_DESKTOP_SHOW_SETTINGS=1 environment, or when there is no tray.
+    `provider` connects the Save Email and New Records windows' thread (without one, those menu
+    items are disabled).
     """
     app = _application()
     app.setQuitOnLastWindowClosed(False)
@@ -238,7 +307,7 @@ def run_app(
         return 0
     server = InstanceServer(name)
     server.listen()
-    tray_app = TrayApp(ctx, runner_factory, sandbox=sandbox)
+    tray_app = TrayApp(ctx, runner_factory, sandbox=sandbox, provider=provider)
     server.show_requested.connect(tray_app.show_settings)
     bridge = _SignalBridge(app)
     try:

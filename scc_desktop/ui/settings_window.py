@@ -15,11 +15,13 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import (
     QComboBox,
+    QDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -38,6 +40,7 @@ from scc_desktop.settings import (
     Value,
     parse_value,
 )
+from scc_desktop.ui.accounts_flow import AccountsFlow, DeviceCodeDialog, ask_login_url
 from scc_desktop.ui.store_thread import AccountState, StoreClient
 from scc_desktop.ui.widgets import (
     Card,
@@ -56,10 +59,37 @@ ACCOUNT_KINDS = (
     ("mailbox", "Mailbox", "Connect Microsoft 365"),
 )
 MAILBOX_KINDS = {"microsoft": "Microsoft 365", "google": "Google Workspace"}
+# The row of the Accounts card -> the account kind its Connect button signs in to.
+CONNECT_KIND = {"salesforce": "salesforce", "mailbox": "microsoft"}
 NOT_WIRED_TIP = (
-    "Signing in from this window arrives with the account connectors. Until then, "
-    "`scc-desktop --sandbox` runs against built-in demo accounts."
+    "Signing in is not available in this window. `scc-desktop --sandbox` runs against "
+    "built-in demo accounts."
 )
+STATE_TEXT = {"connected": "Connected", "reconnect": "Reconnect needed"}
+
+
+@dataclass
+class AccountRow:
+    """One line of the Accounts card."""
+
+    status: QLabel
+    button: QPushButton  # Connect ... / Reconnect ...
+    disconnect: QPushButton
+    message: QLabel
+    connect_text: str
+    account: AccountState | None = None
+
+
+def confirm_disconnect(parent: QWidget, service: str, who: str) -> bool:
+    answer = QMessageBox.question(
+        parent,
+        f"Disconnect {service}",
+        f"Disconnect {who} from scc-desktop? Sync stops until you connect again; "
+        "nothing is deleted in either account.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def split_label(label: str) -> tuple[str, str]:
@@ -100,10 +130,17 @@ class SettingsWindow(QMainWindow):
         policy: Policy | None = None,
         *,
         sandbox: bool = False,
+        accounts: AccountsFlow | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self._store = store
+        self._accounts = None if sandbox else accounts
+        # Replaceable in tests: the login-host question and the disconnect confirmation.
+        self.ask_login_url: Callable[[QWidget], str | None] = ask_login_url
+        self.confirm_disconnect: Callable[[QWidget, str, str], bool] = confirm_disconnect
+        self.device_dialog: DeviceCodeDialog | None = None
+        self._signing_in = ""  # the row whose sign-in is under way
         self._policy = policy or Policy()
         self._sandbox = sandbox
         self._loading = False
@@ -118,7 +155,7 @@ class SettingsWindow(QMainWindow):
         column = QVBoxLayout(content)
         column.setContentsMargins(24, 18, 24, 24)
         column.setSpacing(8)
-        self._account_rows: dict[str, tuple[QLabel, QPushButton]] = {}
+        self.account_rows: dict[str, AccountRow] = {}
         column.addLayout(self._header())
         self._add_section(column, "Accounts", self._accounts_card())
         for group in Group:
@@ -185,7 +222,9 @@ class SettingsWindow(QMainWindow):
         grid.setContentsMargins(16, 12, 16, 12)
         grid.setHorizontalSpacing(16)
         grid.setVerticalSpacing(10)
-        for row, (kind, title, button_text) in enumerate(ACCOUNT_KINDS):
+        wired = self._accounts is not None
+        row = 0
+        for kind, title, button_text in ACCOUNT_KINDS:
             name = QLabel(title)
             bold = name.font()
             bold.setBold(True)
@@ -193,24 +232,47 @@ class SettingsWindow(QMainWindow):
             status = plain_label("Demo account (sandbox)" if self._sandbox else "Not connected")
             status.setObjectName(f"account-{kind}")
             button = QPushButton(button_text)
-            button.setEnabled(False)
-            button.setToolTip(
-                "The sandbox's demo account is used; no sign-in needed."
-                if self._sandbox
-                else NOT_WIRED_TIP
-            )
+            button.setObjectName(f"connect-{kind}")
+            button.setEnabled(wired)
+            if self._sandbox:
+                button.setToolTip("The sandbox's demo account is used; no sign-in needed.")
+            elif not wired:
+                button.setToolTip(NOT_WIRED_TIP)
+            else:
+                button.setToolTip(f"Sign in to {button_text.removeprefix('Connect ')}")
+            disconnect = QPushButton("Disconnect")
+            disconnect.setObjectName(f"disconnect-{kind}")
+            disconnect.setVisible(False)
+            message = error_label()
             grid.addWidget(name, row, 0)
             grid.addWidget(status, row, 1)
-            grid.addWidget(button, row, 2, alignment=Qt.AlignmentFlag.AlignRight)
-            self._account_rows[kind] = (status, button)
-        note = help_label(
-            "Sandbox mode: both accounts are the built-in demo accounts."
-            if self._sandbox
-            else "Connecting accounts from here comes with the account connectors; "
-            "the buttons stay disabled until then."
-        )
-        grid.addWidget(note, len(ACCOUNT_KINDS), 0, 1, 3)
+            buttons = QHBoxLayout()
+            buttons.addWidget(disconnect)
+            buttons.addWidget(button)
+            grid.addLayout(buttons, row, 2, alignment=Qt.AlignmentFlag.AlignRight)
+            grid.addWidget(message, row + 1, 1, 1, 2)
+            line = AccountRow(status, button, disconnect, message, button_text)
+            self.account_rows[kind] = line
+            button.clicked.connect(lambda _=False, k=kind: self._connect_clicked(k))
+            disconnect.clicked.connect(lambda _=False, k=kind: self._disconnect_clicked(k))
+            row += 2
+        if self._sandbox:
+            text = "Sandbox mode: both accounts are the built-in demo accounts."
+        elif wired:
+            text = (
+                "Sign-in happens in your browser; scc-desktop keeps only a refresh token, in "
+                "your system keyring."
+            )
+        else:
+            text = NOT_WIRED_TIP
+        grid.addWidget(help_label(text), row, 0, 1, 3)
         grid.setColumnStretch(1, 1)
+        if self._accounts is not None:
+            self._accounts.succeeded.connect(self._on_connected)
+            self._accounts.failed.connect(self._on_account_failed)
+            self._accounts.disconnected.connect(self._on_disconnected)
+            self._accounts.device_code.connect(self._on_device_code)
+            self._accounts.busy_changed.connect(self._on_accounts_busy)
         return card
 
     def _group_card(self, decls: list[Setting]) -> Card:
@@ -416,19 +478,141 @@ class SettingsWindow(QMainWindow):
         if editor.decl.kind not in (Kind.BLACKLIST, Kind.TEXT):  # text boxes keep the typing
             self._set_quietly(editor, editor.saved)
 
+    # --- accounts -------------------------------------------------------------------------------
+
     def _on_accounts(self, accounts: list[AccountState]) -> None:
         if self._sandbox:
             return
+        by_row: dict[str, AccountState] = {}
         for account in accounts:
-            kind = "salesforce" if account.kind == "salesforce" else "mailbox"
-            status, button = self._account_rows[kind]
-            service = MAILBOX_KINDS.get(account.kind, "Salesforce")
-            who = account.display_name or account.username
-            if account.state == "reconnect":
-                status.setText(f"{who}: sign-in expired")
-                button.setText(f"Reconnect {service}")
+            by_row["salesforce" if account.kind == "salesforce" else "mailbox"] = account
+        for kind, line in self.account_rows.items():
+            line.account = by_row.get(kind)
+            self._show_account(line)
+
+    @staticmethod
+    def _service(kind: str, account: AccountState | None) -> str:
+        if kind == "salesforce":
+            return "Salesforce"
+        return MAILBOX_KINDS.get(account.kind if account else "microsoft", "Microsoft 365")
+
+    def _show_account(self, line: AccountRow) -> None:
+        kind = next(k for k, v in self.account_rows.items() if v is line)
+        account = line.account
+        busy = self._accounts is not None and self._accounts.busy
+        if account is None:
+            line.status.setText("Not connected")
+            line.button.setText(line.connect_text)
+            line.button.setVisible(True)
+            line.disconnect.setVisible(False)
+        else:
+            who = account.username or account.display_name
+            state = STATE_TEXT.get(account.state, account.state)
+            line.status.setText(f"{who} \u2014 {state}")
+            line.status.setToolTip(account.display_name)
+            reconnect = account.state == "reconnect"
+            line.button.setText(f"Reconnect {self._service(kind, account)}")
+            line.button.setVisible(reconnect)
+            line.disconnect.setVisible(self._accounts is not None)
+        enabled = self._accounts is not None and not busy
+        line.button.setEnabled(enabled)
+        line.disconnect.setEnabled(enabled)
+        if busy and kind == self._signing_in:  # the sign-in under way can be cancelled
+            line.button.setText("Cancel sign-in")
+            line.button.setVisible(True)
+            line.button.setEnabled(True)
+
+    def _connect_clicked(self, kind: str) -> None:
+        flow = self._accounts
+        if flow is not None and flow.busy and kind == self._signing_in:
+            flow.cancel()
+            return
+        if flow is None or flow.busy:
+            return
+        line = self.account_rows[kind]
+        line.message.setVisible(False)
+        if kind == "salesforce":
+            account = line.account
+            known = str(account.detail.get("login_url", "")) if account is not None else ""
+            # Reconnecting signs in where the account lives; a new connection asks where.
+            login_url = known if known else self.ask_login_url(self)
+            if login_url is None:
+                return
+            started = flow.connect_salesforce(login_url)
+            waiting = "Waiting for you to sign in in your browser\u2026"
+        else:
+            started = flow.connect_microsoft()
+            waiting = "Waiting for you to sign in\u2026"
+        if started:
+            self._signing_in = kind
+            line.status.setText(waiting)
+            self._show_busy(line, waiting)
+
+    def _disconnect_clicked(self, kind: str) -> None:
+        flow = self._accounts
+        line = self.account_rows[kind]
+        if flow is None or flow.busy or line.account is None:
+            return
+        service = self._service(kind, line.account)
+        who = line.account.username or service
+        if not self.confirm_disconnect(self, service, who):
+            return
+        if flow.disconnect_account(line.account.kind):
+            line.status.setText("Disconnecting\u2026")
+
+    def _row_for(self, account_kind: str) -> AccountRow:
+        return self.account_rows["salesforce" if account_kind == "salesforce" else "mailbox"]
+
+    def _on_connected(self, kind: str, username: str) -> None:
+        self._close_device_dialog()
+        line = self._row_for(kind)
+        line.message.setVisible(False)
+        line.account = AccountState(kind, username, "", "connected", {})
+        self._show_account(line)
+        self._store.load_accounts()
+
+    def _on_disconnected(self, kind: str) -> None:
+        line = self._row_for(kind)
+        line.account = None
+        self._show_account(line)
+        self._store.load_accounts()
+
+    def _on_account_failed(self, kind: str, message: str) -> None:
+        self._close_device_dialog()
+        line = self._row_for(kind)
+        self._show_account(line)
+        line.message.setText(message)
+        line.message.setVisible(True)
+        self._store.load_accounts()
+
+    def _show_busy(self, line: AccountRow, status: str) -> None:
+        self._show_account(line)
+        line.status.setText(status)  # keep "Waiting ..." while the job runs
+
+    def _on_accounts_busy(self, busy: bool) -> None:
+        if not busy:
+            self._signing_in = ""
+        for line in self.account_rows.values():
+            if busy:
+                self._show_busy(line, line.status.text())
             else:
-                status.setText(f"{service}: {who}")
+                self._show_account(line)
+
+    def _on_device_code(self, message: str, user_code: str, verification_uri: str) -> None:
+        self._close_device_dialog()
+        dialog = DeviceCodeDialog(message, user_code, verification_uri, self)
+        flow = self._accounts
+        if flow is not None:
+            dialog.rejected.connect(flow.cancel)
+        self.device_dialog = dialog
+        dialog.show()
+
+    def _close_device_dialog(self) -> None:
+        dialog, self.device_dialog = self.device_dialog, None
+        if dialog is not None:
+            dialog.blockSignals(True)  # closing is not cancelling
+            dialog.done(QDialog.DialogCode.Accepted)
+            dialog.deleteLater()
 
     def _set_quietly(self, editor: Editor, value: Value) -> None:
         self._loading = True

@@ -17,9 +17,29 @@ from scc_desktop.context import AppContext
 from scc_desktop.setting_effects import apply_effect, reconcile
 from scc_desktop.settings import Settings, SettingsError, Value
 from scc_desktop.store.history import History
-from scc_desktop.store.issues import Issues
+from scc_desktop.store.issues import IssueRecord, Issues
+from scc_desktop.sync.state import SyncState
 
 log = logging.getLogger(__name__)
+
+ATTENTION_CATEGORIES = ("conflict", "mass_delete")
+ANSWERS = {
+    "error": ("retry",),
+    "conflict": ("keep_mailbox", "keep_salesforce"),
+    "mass_delete": ("allow", "restore"),
+    "notice": ("dismissed",),
+}
+
+
+def waiting(issue: IssueRecord) -> bool:
+    """Still waits for the user: not a conflict whose "keep this one" awaits the next session."""
+    return not (issue.category == "conflict" and issue.resolution.startswith("keep_"))
+
+
+def issue_counts(issues: list[IssueRecord]) -> tuple[int, int]:
+    """(open issues waiting for the user, of which conflicts and held deletions)."""
+    open_ = [i for i in issues if waiting(i)]
+    return len(open_), sum(1 for i in open_ if i.category in ATTENTION_CATEGORIES)
 
 
 @dataclass(frozen=True)
@@ -41,8 +61,10 @@ class StoreService(QObject):
     setting_refused = Signal(str, str)  # key, message for the user
     history_loaded = Signal(list)  # [RunRecord]
     issues_loaded = Signal(list)  # [IssueRecord]
-    issue_count = Signal(int)
+    issue_count = Signal(int)  # open issues waiting for the user
+    issue_counts = Signal(int, int)  # the same, and how many of them need attention
     issue_resolved = Signal(int)
+    issue_answered = Signal(int, str)  # id, answer: the next session applies it
     accounts_loaded = Signal(list)  # [AccountState]
     error = Signal(str)
 
@@ -112,16 +134,21 @@ class StoreService(QObject):
             self._report("Sync Issues could not be read", exc)
             return
         self.issues_loaded.emit(issues)
-        self.issue_count.emit(len(issues))
+        self._emit_counts(issues)
 
     @Slot()
     def count_issues(self) -> None:
         try:
-            count = Issues(self._ctx.db).count_open()
+            issues = Issues(self._ctx.db).open()
         except Exception as exc:
             self._report("Sync Issues could not be counted", exc)
             return
+        self._emit_counts(issues)
+
+    def _emit_counts(self, issues: list[IssueRecord]) -> None:
+        count, attention = issue_counts(issues)
         self.issue_count.emit(count)
+        self.issue_counts.emit(count, attention)
 
     @Slot(int, str)
     def resolve_issue(self, issue_id: int, resolution: str) -> None:
@@ -132,6 +159,42 @@ class StoreService(QObject):
             return
         self.issue_resolved.emit(issue_id)
         self.load_issues()
+
+    @Slot(int, str)
+    def answer_issue(self, issue_id: int, answer: str) -> None:
+        """The user's answer, in the engine's terms; `issue_answered` once it is saved.
+
+        Retry closes the error (the engine keeps failed items on its retry list and records the
+        error again if it fails again); keep_mailbox / keep_salesforce leave the conflict open for
+        the next session to apply; allow / restore answer a held mass deletion.
+        """
+        try:
+            refusal = self._answer(issue_id, answer)
+        except Exception as exc:
+            self._report("Your answer could not be saved", exc)
+            refusal = "failed"
+        else:
+            if refusal:
+                self.error.emit(refusal)
+        self.load_issues()
+        if not refusal:
+            self.issue_answered.emit(issue_id, answer)
+
+    def _answer(self, issue_id: int, answer: str) -> str:
+        """Save the answer; a message for the user when it does not apply, else ''."""
+        state = SyncState(self._ctx.db)
+        issue = next((i for i in state.open_issues() if i.id == issue_id), None)
+        if issue is None:
+            return "That issue was settled in the meantime."
+        if answer not in ANSWERS.get(issue.category, ()):
+            return f"{answer!r} does not answer a {issue.category} issue."
+        if answer == "keep_mailbox":
+            state.keep_version(issue_id, "mailbox")
+        elif answer == "keep_salesforce":
+            state.keep_version(issue_id, "salesforce")
+        else:
+            state.resolve_issue(issue_id, answer)
+        return ""
 
     @Slot()
     def load_accounts(self) -> None:
@@ -176,6 +239,7 @@ class StoreClient(QObject):
     _load_issues = Signal()
     _count_issues = Signal()
     _resolve_issue = Signal(int, str)
+    _answer_issue = Signal(int, str)
     _load_accounts = Signal()
     _close = Signal()
 
@@ -191,6 +255,7 @@ class StoreClient(QObject):
         self._load_issues.connect(self.service.load_issues)
         self._count_issues.connect(self.service.count_issues)
         self._resolve_issue.connect(self.service.resolve_issue)
+        self._answer_issue.connect(self.service.answer_issue)
         self._load_accounts.connect(self.service.load_accounts)
         self._close.connect(self.service.close)
         # Answers, re-exported so windows connect to one object.
@@ -200,7 +265,9 @@ class StoreClient(QObject):
         self.history_loaded = self.service.history_loaded
         self.issues_loaded = self.service.issues_loaded
         self.issue_count = self.service.issue_count
+        self.issue_counts = self.service.issue_counts
         self.issue_resolved = self.service.issue_resolved
+        self.issue_answered = self.service.issue_answered
         self.accounts_loaded = self.service.accounts_loaded
         self.error = self.service.error
         self.qthread.start()
@@ -222,6 +289,10 @@ class StoreClient(QObject):
 
     def resolve_issue(self, issue_id: int, resolution: str) -> None:
         self._resolve_issue.emit(issue_id, resolution)
+
+    def answer_issue(self, issue_id: int, answer: str) -> None:
+        """retry | keep_mailbox | keep_salesforce | allow | restore | dismissed."""
+        self._answer_issue.emit(issue_id, answer)
 
     def load_accounts(self) -> None:
         self._load_accounts.emit()

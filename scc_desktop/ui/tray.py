@@ -1,7 +1,8 @@
 """The tray icon: state icon, tooltip, menu. It shows state and sends intents; it decides nothing.
 
-Notifications are kept for what needs the user (a session asking for attention), never for
-routine sessions.
+The icon asks for attention while a session said something needs the user (a reconnect, a held
+mass deletion, a conflict kept aside) or while conflicts and held deletions are open in Sync
+Issues. Notifications are kept for those, once per new thing, never for routine sessions.
 """
 
 from __future__ import annotations
@@ -41,6 +42,34 @@ def tray_icon(state: str, dark_panel: bool) -> QIcon:
     return QIcon(str(asset_path(f"icons/tray-{state}-{variant}.svg")))
 
 
+def notification(outcome: SessionOutcome) -> tuple[tuple[str, ...], str]:
+    """What to tell the user about this session: (keys seen before or not, text); text '' = nothing.
+
+    Held deletions and conflicts come from the summary's issues (keyed by issue id, so the same
+    held deletion reported again by later sessions is told once); any other needs-attention
+    outcome (Reconnect Salesforce, a sign-in that expired) is told by its message.
+    """
+    issues = outcome.summary.get("issues")
+    listed = [i for i in issues if isinstance(i, dict)] if isinstance(issues, list) else []
+    held = [i for i in listed if i.get("category") == "mass_delete"]
+    conflicts = [i for i in listed if i.get("category") == "conflict"]
+    keys = tuple(f"issue:{i.get('id')}" for i in held + conflicts)
+    lines: list[str] = []
+    if held:
+        titles = "; ".join(str(i.get("title", "")) for i in held)
+        lines.append(f"Deletions held back: {titles}. Nothing was deleted.")
+    if len(conflicts) == 1:
+        lines.append(f"{conflicts[0].get('title', 'A conflict')}.")
+    elif conflicts:
+        lines.append(f"{len(conflicts)} conflicts: the losing versions were kept aside.")
+    if lines:
+        lines.append("Open Sync Issues to decide.")
+        return keys, "\n".join(lines)
+    if outcome.needs_attention and outcome.message:
+        return (f"message:{outcome.message}",), outcome.message
+    return (), ""
+
+
 def describe_outcome(outcome: SessionOutcome, when: datetime) -> str:
     if outcome.status == "not_connected":
         return outcome.message
@@ -58,10 +87,13 @@ class Tray(QObject):
     pause_requested = Signal()
     resume_requested = Signal()
     settings_requested = Signal()
+    save_email_requested = Signal()
+    new_records_requested = Signal()
     issues_requested = Signal()
     history_requested = Signal()
     quit_requested = Signal()
     menu_opening = Signal()
+    notified = Signal(str)  # a notification's text, also when the platform cannot show it
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -75,6 +107,8 @@ class Tray(QObject):
         self.pause_action.triggered.connect(self._toggle_pause)
         self.menu.addSeparator()
         self.settings_action = self._add("Settings...", self.settings_requested)
+        self.save_email_action = self._add("Save Email...", self.save_email_requested)
+        self.new_records_action = self._add("New Records...", self.new_records_requested)
         self.issues_action = self._add("Sync Issues...", self.issues_requested)
         self.history_action = self._add("History...", self.history_requested)
         self.menu.addSeparator()
@@ -82,6 +116,7 @@ class Tray(QObject):
         self.menu.aboutToShow.connect(self.menu_opening)
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._activated)
+        self.icon.messageClicked.connect(self._message_clicked)
         QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _s: self._refresh())
 
         self.worker_state = "idle"
@@ -90,8 +125,10 @@ class Tray(QObject):
         self.last_line = ""
         self.schedule_reason = ""
         self.issue_count = 0
+        self.attention_issues = 0
         self.needs_attention = False
-        self._notified = ""
+        self._notified: set[str] = set()
+        self._notice_about_issues = False
         self._refresh()
 
     def _add(self, text: str, signal: SignalInstance) -> QAction:
@@ -129,24 +166,34 @@ class Tray(QObject):
     def set_outcome(self, outcome: SessionOutcome, when: datetime | None = None) -> None:
         self.last_line = describe_outcome(outcome, when or datetime.now())
         self.needs_attention = outcome.needs_attention
-        if outcome.needs_attention and outcome.message != self._notified:
-            self._notified = outcome.message
-            if self.icon.isVisible() and self.icon.supportsMessages():
-                self.icon.showMessage(
-                    "scc-desktop needs your attention",
-                    outcome.message,
-                    QSystemTrayIcon.MessageIcon.Warning,
-                )
-        elif not outcome.needs_attention:
-            self._notified = ""
+        keys, text = notification(outcome)
+        if text and not set(keys) <= self._notified:
+            self._notice_about_issues = not keys[0].startswith("message:")
+            self._notify(text)
+        # Forget what no longer applies, so it is told again if it comes back later.
+        self._notified = {k for k in self._notified if k.startswith("issue:")} | set(keys)
         self._refresh()
+
+    def _notify(self, text: str) -> None:
+        self.notified.emit(text)
+        if self.icon.isVisible() and self.icon.supportsMessages():
+            self.icon.showMessage(
+                "scc-desktop needs your attention", text, QSystemTrayIcon.MessageIcon.Warning
+            )
 
     def set_schedule(self, schedule: object) -> None:
         self.schedule_reason = schedule.reason if isinstance(schedule, Schedule) else ""
         self._refresh()
 
     def set_issue_count(self, count: int) -> None:
+        """Open issues waiting for the user: shown in the menu and tooltip."""
         self.issue_count = count
+        self._refresh()
+
+    def set_issue_counts(self, count: int, attention: int) -> None:
+        """Open issues, and how many are conflicts or held deletions (the icon asks for those)."""
+        self.issue_count = count
+        self.attention_issues = attention
         self._refresh()
 
     # --- rendering ------------------------------------------------------------------------------
@@ -155,7 +202,7 @@ class Tray(QObject):
     def state(self) -> str:
         if self.worker_state == "syncing":
             return "syncing"
-        if self.needs_attention or self.issue_count > 0:
+        if self.needs_attention or self.attention_issues > 0:
             return "attention"
         if self.paused:
             return "paused"
@@ -197,6 +244,12 @@ class Tray(QObject):
         else:
             self.set_paused(True)
             self.pause_requested.emit()
+
+    def _message_clicked(self) -> None:
+        if self._notice_about_issues:
+            self.issues_requested.emit()
+        else:
+            self.settings_requested.emit()
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (

@@ -62,10 +62,11 @@ def test_first_session_links_both_ways_and_the_second_is_quiet(tmp_path: Path) -
     assert second["status"] == "ok"
     assert written(second) == 0, second["counts"]
     assert second["changes"] == 0
-    # one call per Salesforce object kind; one per mailbox stream (contacts folder delta, the
-    # categorized-contacts list, the calendar window delta, the To Do list delta)
+    # one call per Salesforce object kind; one per mailbox stream: the contacts folder delta,
+    # the categorized-contacts list, the calendar window delta, the To Do list delta, and the
+    # Inbox, Sent Items and "Salesforce Emails" deltas of the email stage
     assert second["api_calls"]["salesforce"] <= 3, second["api_calls"]
-    assert second["api_calls"]["graph"] <= 4, second["api_calls"]
+    assert second["api_calls"]["graph"] <= 7, second["api_calls"]
 
     # What the two sides hold now, read from the sandbox's own data.
     with SandboxServer(profile / "data" / "sandbox") as server:
@@ -122,3 +123,40 @@ def test_first_session_links_both_ways_and_the_second_is_quiet(tmp_path: Path) -
         ]
         assert open_tasks and all(t["Subject"] in todo for t in open_tasks)
         http.close()
+
+
+def settings_set(profile: Path, key: str, value: str) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scc_desktop",
+            "--profile",
+            str(profile),
+            "settings",
+            "set",
+            key,
+            value,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+def test_a_switch_turned_on_applies_at_the_next_session_and_off_deletes_nothing(
+    tmp_path: Path,
+) -> None:
+    profile = tmp_path / "switches"
+    sync(profile)
+    settings_set(profile, "meetings_autoshare", "on")
+    shared = sync(profile)
+    assert shared["status"] == "ok"
+    assert shared["counts"]["event"]["salesforce"]["created"] > 0  # meetings with attendees
+    assert written(sync(profile)) == 0
+    settings_set(profile, "meetings_autoshare", "off")
+    after = sync(profile)
+    assert after["counts"]["event"]["salesforce"]["deleted"] == 0
+    assert after["counts"]["event"]["mailbox"]["deleted"] == 0
+    assert written(sync(profile)) == 0

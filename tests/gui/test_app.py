@@ -18,7 +18,6 @@ from pytestqt.qtbot import QtBot
 from scc_desktop.auth.credentials import MemoryBackend
 from scc_desktop.context import AppContext
 from scc_desktop.runner import NOT_CONNECTED_MESSAGE, NotConnectedRunner, SessionOutcome
-from scc_desktop.store.issues import Issues
 from scc_desktop.ui import run_app
 from scc_desktop.ui.app import TrayApp
 from scc_desktop.ui.settings_window import SettingsWindow
@@ -174,13 +173,17 @@ def test_tray_menu_has_the_actions() -> None:
         "Sync Now",
         "Pause Syncing",
         "Settings...",
+        "Save Email...",
+        "New Records...",
         "Sync Issues...",
         "History...",
         "Quit",
     ]
-    tray.set_issue_count(3)
+    tray.set_issue_counts(3, 0)
     assert tray.issues_action.text() == "Sync Issues (3)..."
-    assert tray.state == "attention"
+    assert tray.state == "idle"  # errors alone are retried by every session
+    tray.set_issue_counts(3, 1)
+    assert tray.state == "attention"  # a conflict or a held deletion waits for the user
 
 
 def test_tray_pause_toggles_and_tooltip_tells_the_state(qtbot: QtBot) -> None:
@@ -268,37 +271,6 @@ def test_history_window_lists_sessions_with_counts(
         "2 contacts linked",
     ]
     assert window.table.item(0, 3).toolTip() == "contacts: 2 created"
-
-
-def test_issues_window_shows_both_versions_and_resolves(
-    qtbot: QtBot, tray_app: TrayApp, ctx: AppContext
-) -> None:
-    issues = Issues(ctx.db)
-    issues.add(
-        "contact",
-        "conflict",
-        "Ann Lee: phone changed on both sides",
-        "Newest change won; the other version is kept here.",
-        item_key="c1",
-        payload={
-            "salesforce": {"Phone": "+1 555 0100"},
-            "mailbox": {"phone": "<b>+1 555 0199</b>"},
-        },
-    )
-    tray_app.show_issues()
-    window = tray_app.issues_window
-    assert window is not None
-    qtbot.waitUntil(lambda: window.table.rowCount() == 1, timeout=3_000)
-    window.select(0)
-    details = window.details.toPlainText()
-    assert "Salesforce version" in details and "+1 555 0100" in details
-    assert "Mailbox version" in details and "<b>+1 555 0199</b>" in details  # shown as text
-    assert window.resolve_button.isEnabled()
-    with qtbot.waitSignal(tray_app.store_events.issue_resolved, timeout=3_000):
-        window.resolve_button.click()
-    qtbot.waitUntil(lambda: window.table.rowCount() == 0, timeout=3_000)
-    assert issues.count_open() == 0
-    qtbot.waitUntil(lambda: tray_app.tray.issue_count == 0, timeout=3_000)
 
 
 def test_void_calls_and_emits_leave_none_and_true_alive() -> None:

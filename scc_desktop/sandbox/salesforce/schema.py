@@ -110,7 +110,18 @@ class ObjectDef:
     def describe(self, base: str, enhanced: bool) -> dict[str, Any]:
         out = self.summary(base)
         out["fields"] = [f.describe() for f in self.visible_fields(enhanced)]
-        out["childRelationships"] = []
+        out["childRelationships"] = [
+            {
+                "childSObject": child,
+                "field": fk,
+                "relationshipName": name,
+                "cascadeDelete": False,
+                "deprecatedAndHidden": False,
+                "restrictedDelete": False,
+            }
+            for (parent, _), (name, child, fk) in CHILD_RELATIONSHIPS.items()
+            if parent == self.name
+        ]
         out["recordTypeInfos"] = []
         return out
 
@@ -594,6 +605,34 @@ _add(
         ),
     )
 )
+
+# Parent-to-child relationships usable as SOQL subqueries, (parent, lower name) ->
+# (relationship name, child object, the child's reference field to the parent). Only these few.
+CHILD_RELATIONSHIPS: dict[tuple[str, str], tuple[str, str, str]] = {
+    (parent, name.lower()): (name, child, fk)
+    for parent, name, child, fk in (
+        ("Event", "EventRelations", "EventRelation", "EventId"),
+        ("Account", "Contacts", "Contact", "AccountId"),
+        ("Account", "Opportunities", "Opportunity", "AccountId"),
+        ("Account", "Tasks", "Task", "WhatId"),
+        ("Account", "Events", "Event", "WhatId"),
+        ("Contact", "Tasks", "Task", "WhoId"),
+        ("Contact", "Events", "Event", "WhoId"),
+    )
+}
+
+
+def child_relationship(parent: ObjectDef, name: str) -> tuple[str, ObjectDef, FieldDef] | None:
+    """(relationship name as declared, child object, its field pointing at the parent)."""
+    found = CHILD_RELATIONSHIPS.get((parent.name, name.lower()))
+    if found is None:
+        return None
+    rel, child, fk = found
+    child_obj = OBJECTS[child]
+    fk_field = child_obj.field(fk)
+    assert fk_field is not None
+    return rel, child_obj, fk_field
+
 
 BY_PREFIX: dict[str, str] = {o.prefix: o.name for o in OBJECTS.values()}
 BY_LOWER: dict[str, ObjectDef] = {name.lower(): o for name, o in OBJECTS.items()}

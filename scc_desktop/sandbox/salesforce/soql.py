@@ -4,7 +4,12 @@ The subset is what the connector and a believable client use: field lists with p
 relationships (Account.Name, Owner.Email, What.Name, What.Type), COUNT() and COUNT(field), WHERE
 with comparison operators, IN / NOT IN (lists and semi-join subqueries), LIKE, AND / OR / NOT with
 parentheses, NULL, booleans, numbers, date and datetime literals and date ranges (TODAY,
-LAST_N_DAYS:n, ...), ORDER BY with NULLS FIRST|LAST, LIMIT and OFFSET. As in a real org, mixing
+LAST_N_DAYS:n, ...), ORDER BY with NULLS FIRST|LAST, LIMIT and OFFSET, and parent-to-child
+subqueries in the select list (`(SELECT RelationId, Relation.Email FROM EventRelations WHERE ...
+ORDER BY ... LIMIT n)`, one level, over the relationships `schema.CHILD_RELATIONSHIPS` declares).
+Each parent record then carries the relationship as a nested query result, as Salesforce shows it:
+`{"totalSize": n, "done": true, "records": [child records with "attributes"]}`, or null when no
+child matches. Deleted children are left out, also under queryAll. As in a real org, mixing
 AND and OR without parentheses is malformed, strings compare case-insensitively, and a literal of
 the wrong type for its field is INVALID_FIELD. Date ranges use UTC as the org's time zone.
 """
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -211,10 +216,21 @@ class OrderItem:
 
 
 @dataclass
+class ChildSelect:
+    """A parent-to-child subquery in a select list: `query` reads `fk`'s object."""
+
+    name: str  # the relationship name as declared (the key in each parent record)
+    fk: FieldDef  # the child's reference field to the parent
+    query: Query
+
+
+@dataclass
 class Query:
     text: str
     obj: ObjectDef
     fields: list[FieldPath] = field(default_factory=list)
+    # child subqueries, each with the number of fields selected before it (output order)
+    children: list[tuple[int, ChildSelect]] = field(default_factory=list)
     count: str | None = None  # "" for COUNT(), a field name for COUNT(field)
     where: Cond | None = None
     order: list[OrderItem] = field(default_factory=list)
@@ -287,9 +303,87 @@ class Parser:
             raise self.unexpected()
         return query
 
+    def select_list(self, allow_children: bool) -> list[Token | int]:
+        """Field tokens, and for each child subquery the index of its opening parenthesis (it is
+        parsed once the FROM object is known; see `child_select`)."""
+        items: list[Token | int] = []
+        while True:
+            tok = self.tok
+            if (
+                tok.kind == "punct"
+                and tok.text == "("
+                and self.tokens[self.i + 1].upper == "SELECT"
+            ):
+                if not allow_children:
+                    raise _error_at(
+                        self.text, tok.pos, "nested child subqueries are not supported here"
+                    )
+                items.append(self.i)
+                self.skip_parens()
+            elif tok.kind != "ident" or tok.upper in KEYWORDS - {"FIRST", "LAST"}:
+                raise self.unexpected()
+            else:
+                items.append(self.advance())
+            if not self.at_punct(","):
+                return items
+            self.advance()
+
+    def skip_parens(self) -> None:
+        depth = 0
+        while True:
+            tok = self.advance()
+            if tok.kind == "eof":
+                raise self.unexpected(tok)
+            if tok.kind == "punct" and tok.text == "(":
+                depth += 1
+            elif tok.kind == "punct" and tok.text == ")":
+                depth -= 1
+                if depth == 0:
+                    return
+
+    def child_select(self, parent: ObjectDef, start: int) -> ChildSelect:
+        """`(SELECT ... FROM <relationship> [WHERE] [ORDER BY] [LIMIT] [OFFSET])` at `start`."""
+        resume = self.i
+        self.i = start
+        self.expect_punct("(")
+        self.expect_kw("SELECT")
+        raw = self.select_list(allow_children=False)
+        self.expect_kw("FROM")
+        rel_tok = self.tok
+        if rel_tok.kind != "ident" or "." in rel_tok.text:
+            raise self.unexpected()
+        self.advance()
+        found = schema.child_relationship(parent, rel_tok.text)
+        if found is None:
+            raise SfError(
+                400,
+                "INVALID_TYPE",
+                f"{self.text}\n{' ' * rel_tok.pos}^\nERROR at Row:1:Column:{rel_tok.pos + 1}\n"
+                f"Didn't understand relationship '{rel_tok.text}' in FROM part of query call. "
+                "If you are attempting to use a custom relationship, be sure to append the '__r' "
+                "after the custom relationship name. Please reference your WSDL or the describe "
+                "call for the appropriate names.",
+            )
+        name, child, fk = found
+        query = Query(self.text, child)
+        self.bind_fields(query, [t for t in raw if isinstance(t, Token)])
+        self.tail(query)
+        self.expect_punct(")")
+        self.i = resume
+        return ChildSelect(name, fk, query)
+
+    def bind_fields(self, query: Query, tokens: list[Token]) -> None:
+        seen = {path.key.lower() for path in query.fields}
+        for tok in tokens:
+            path = self.bind(query.obj, tok)
+            if path.key.lower() in seen:
+                raise malformed_query(f"duplicate field selected: {tok.text}")
+            seen.add(path.key.lower())
+            query.fields.append(path)
+
     def select(self) -> Query:
         self.expect_kw("SELECT")
-        raw_fields: list[Token] = []
+        raw_fields: list[Token | int] = []
         count: str | None = None
         if self.tok.upper == "COUNT" and self.tokens[self.i + 1].text == "(":
             self.advance()
@@ -297,14 +391,7 @@ class Parser:
             count = self.advance().text if self.tok.kind == "ident" else ""
             self.expect_punct(")")
         else:
-            while True:
-                tok = self.tok
-                if tok.kind != "ident" or tok.upper in KEYWORDS - {"FIRST", "LAST"}:
-                    raise self.unexpected()
-                raw_fields.append(self.advance())
-                if not self.at_punct(","):
-                    break
-                self.advance()
+            raw_fields = self.select_list(allow_children=True)
         self.expect_kw("FROM")
         obj_tok = self.tok
         if obj_tok.kind != "ident" or "." in obj_tok.text:
@@ -314,15 +401,24 @@ class Parser:
         if obj is None:
             raise invalid_type(obj_tok.text)
         query = Query(self.text, obj, count=count)
-        seen: set[str] = set()
-        for tok in raw_fields:
-            path = self.bind(obj, tok)
-            if path.key.lower() in seen:
-                raise malformed_query(f"duplicate field selected: {tok.text}")
-            seen.add(path.key.lower())
-            query.fields.append(path)
+        for item in raw_fields:
+            if isinstance(item, Token):
+                self.bind_fields(query, [item])
+                continue
+            child = self.child_select(obj, item)
+            if any(c.name == child.name for _, c in query.children):
+                raise malformed_query(
+                    f"Cannot follow the same aggregate relationship twice: {child.name}"
+                )
+            query.children.append((len(query.fields), child))
         if count:
             self.bind(obj, Token("ident", count, 0))
+        self.tail(query)
+        return query
+
+    def tail(self, query: Query) -> None:
+        """WHERE, ORDER BY, LIMIT and OFFSET after the FROM object."""
+        obj = query.obj
         if self.at_kw("WHERE"):
             self.advance()
             query.where = self.condition(obj)
@@ -344,7 +440,6 @@ class Parser:
                     "NUMBER_OUTSIDE_VALID_RANGE",
                     f"Maximum SOQL offset allowed is {MAX_OFFSET}",
                 )
-        return query
 
     def integer(self) -> int:
         tok = self.tok
@@ -423,7 +518,11 @@ class Parser:
             if self.at_kw("SELECT"):
                 sub = self.select()
                 self.expect_punct(")")
-                if len(sub.fields) != 1 or sub.fields[0].final.type not in ("id", "reference"):
+                if (
+                    len(sub.fields) != 1
+                    or sub.children
+                    or sub.fields[0].final.type not in ("id", "reference")
+                ):
                     raise malformed_query(
                         "The selected field in a semi-join subquery must be an id or reference"
                     )
@@ -634,6 +733,7 @@ class Evaluator:
         # per-query caches, keyed by AST node: literal sets of IN lists, semi-join results
         self._in_cache: dict[int, tuple[frozenset[Any], bool]] = {}
         self._lit_cache: dict[int, Any] = {}
+        self._child_cache: dict[int, dict[str, list[Record]]] = {}
 
     def value(self, rec: Record, path: FieldPath) -> Any:
         cur: Record | None = rec
@@ -778,9 +878,42 @@ class Evaluator:
 
             rows.sort(key=key, reverse=item.desc)
 
-    def project(self, rec: Record, fields: list[FieldPath]) -> dict[str, Any]:
+    def children(self, rec: Record, child: ChildSelect) -> dict[str, Any] | None:
+        """One parent's child subquery result, or None when no child matches (as Salesforce)."""
+        key = id(child)
+        if key not in self._child_cache:
+            by_parent: dict[str, list[Record]] = {}
+            for row in self.matching(child.query, include_deleted=False):
+                parent_id = row.get(child.fk.name)
+                if parent_id:
+                    by_parent.setdefault(parent_id, []).append(row)
+            self._child_cache[key] = by_parent
+        rows = list(self._child_cache[key].get(rec["Id"], ()))
+        sub = child.query
+        self.sort(rows, sub.order)
+        rows = rows[sub.offset :]
+        if sub.limit is not None:
+            rows = rows[: sub.limit]
+        if not rows:
+            return None
+        return {
+            "totalSize": len(rows),
+            "done": True,
+            "records": [self.project(r, sub.fields) for r in rows],
+        }
+
+    def project(
+        self,
+        rec: Record,
+        fields: list[FieldPath],
+        children: Sequence[tuple[int, ChildSelect]] = (),
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {"attributes": self.attributes(rec)}
-        for path in fields:
+        pending = list(children)
+        for position, path in enumerate(fields):
+            while pending and pending[0][0] == position:
+                sub = pending.pop(0)[1]
+                out[sub.name] = self.children(rec, sub)
             if not path.refs:
                 out[path.final.name] = self.output(rec, path.final)
                 continue
@@ -804,6 +937,8 @@ class Evaluator:
                 node[path.final.name] = (
                     cur["attributes"]["type"] if path.is_type else self.output(cur, path.final)
                 )
+        for _, sub in pending:
+            out[sub.name] = self.children(rec, sub)
         return out
 
     def output(self, rec: Record, f: FieldDef) -> Any:
@@ -830,7 +965,7 @@ class Evaluator:
         rows = rows[query.offset :]
         if query.limit is not None:
             rows = rows[: query.limit]
-        return Result(len(rows), [self.project(r, query.fields) for r in rows])
+        return Result(len(rows), [self.project(r, query.fields, query.children) for r in rows])
 
 
 def run(

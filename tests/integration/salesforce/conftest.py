@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scc_desktop.sandbox.salesforce.service import SalesforceService
 from sf_harness import Admin, ScriptedBrowser, SignedIn, Sleeps
 
 from scc_desktop.auth.credentials import CredentialStore, MemoryBackend
@@ -21,6 +20,7 @@ from scc_desktop.auth.salesforce import SalesforceAuth, SalesforceOAuthConfig
 from scc_desktop.salesforce.gateway import SalesforceGateway, connect
 from scc_desktop.salesforce.retry import RetryPolicy
 from scc_desktop.salesforce.transport import new_http_session
+from scc_desktop.sandbox.salesforce.service import SalesforceService
 from scc_desktop.sandbox.server import SandboxServer
 from scc_desktop.store.db import Database, open_database
 

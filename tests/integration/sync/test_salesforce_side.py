@@ -495,3 +495,62 @@ def test_the_engine_carries_edits_both_ways_and_salesforce_deletions(
         assert third["changes"] == 0, third
     finally:
         db.close()
+
+
+def test_events_bring_their_attendees_in_the_feed_query(sf_side: SfSide, tmp_path: Path) -> None:
+    """Attendees ride in the events' own query (an EventRelations subquery): the session right
+    after a first sync that wrote events with attendees costs one Salesforce call per kind."""
+    repos = salesforce_repositories(
+        sf_side.gateway,
+        settings_snapshot(),
+        user_id=sf_side.user_id,
+        now=datetime.now(UTC),
+        attendees=True,
+    )
+    assert "attendees" in repos["event"].fields
+    db = open_database(tmp_path / "attendees.sqlite3")
+    try:
+        state = SyncState(db)
+        mailbox: dict[Kind, MemoryRepository] = {
+            kind: MemoryRepository("mailbox", kind, service="memory") for kind in FIELDS
+        }
+        mailbox["event"].read_only = frozenset({"attendees"})
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+        people = [cast.CONTACTS[0].email, cast.COLLEAGUES[0].email, "nobody@nowhere.example"]
+        meeting = mailbox["event"].add(
+            {
+                "subject": "Subquery attendees " + _key()[:6],
+                "start": start,
+                "end": start + timedelta(hours=1),
+                "attendees": people,
+            }
+        )
+        mailbox["contact"].add({"first_name": "Sub", "last_name": "Query-" + _key()[:6]})
+        jobs = [
+            KindJob(kind, mailbox[kind], repos[kind], KindOptions())
+            for kind in ("contact", "event", "task")
+        ]
+        first = run_session(jobs, state)
+        assert first["status"] == "ok", first
+        counts = first["counts"]
+        assert isinstance(counts, dict)
+        assert counts["event"]["salesforce"]["created"] == 1
+        assert counts["contact"]["salesforce"]["created"] == 1
+
+        before = sf_side.counters()
+        second = run_session(jobs, state)
+        after = sf_side.counters()
+        assert second["status"] == "ok", second
+        assert second["changes"] == 0, second
+        calls = second["api_calls"]
+        assert isinstance(calls, dict)
+        assert calls["salesforce"] == 3, calls  # one feed queryAll per kind, attendees included
+        spent = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        assert spent["total"] == 3 and spent.get("query", 0) == 3, spent
+
+        (link,) = [lk for lk in state.links("event") if lk.mailbox_id == meeting]
+        held = repos["event"].get([link.salesforce_id or ""])[0].fields
+        known = {cast.CONTACTS[0].email.lower(), cast.COLLEAGUES[0].email.lower()}
+        assert held["attendees"] == tuple(sorted(known))
+    finally:
+        db.close()
