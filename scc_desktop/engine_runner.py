@@ -19,6 +19,7 @@ from scc_desktop.context import AppContext
 from scc_desktop.demo import DemoAccounts
 from scc_desktop.errors import NeedsUser
 from scc_desktop.mailbox.graph.mailbox import GraphMailbox
+from scc_desktop.mailbox.protocol import MailboxError
 from scc_desktop.runner import NOT_CONNECTED_MESSAGE, Progress, SessionOutcome
 from scc_desktop.salesforce.errors import SalesforceError
 from scc_desktop.salesforce.gateway import SalesforceGateway, connect
@@ -106,22 +107,33 @@ class EngineRunner:
             summary = run_session(jobs, state, trigger=trigger, progress=tick, api_calls=api_calls)
             calls_before = api_calls()
             run_id = summary.get("run_id")
-            email = run_email_stage(
-                gateway,
-                mailbox,
-                state,
-                settings,
-                user_id=connections.salesforce_user_id,
-                own_addresses=[mailbox.owner()],
-                now=now,
-                run_id=run_id if isinstance(run_id, int) else None,
-                progress=progress,
-            )
-            summary = merge_email(summary, email.as_dict(), calls_before, api_calls())
+            try:
+                email = run_email_stage(
+                    gateway,
+                    mailbox,
+                    state,
+                    settings,
+                    user_id=connections.salesforce_user_id,
+                    own_addresses=[mailbox.owner()],
+                    now=now,
+                    run_id=run_id if isinstance(run_id, int) else None,
+                    progress=progress,
+                )
+            except (SalesforceError, MailboxError) as exc:
+                if isinstance(exc, NeedsUser):
+                    raise
+                # contacts, calendar and tasks are done; the emails wait for the next session
+                log.warning("email stage stopped: %s", exc)
+                summary = dict(summary)
+                summary["status"] = "partial"
+                summary["email"] = {"error": unreachable(exc)}
+            else:
+                summary = merge_email(summary, email.as_dict(), calls_before, api_calls())
         except NeedsUser as exc:  # reconnect an account, unlock the keyring
             return self._needs_user(exc.user_message)
-        except SalesforceError as exc:
-            return SessionOutcome("failed", exc.user_message, needs_attention=False)
+        except (SalesforceError, MailboxError) as exc:
+            log.warning("session stopped: %s", exc)
+            return SessionOutcome("failed", unreachable(exc), needs_attention=False)
         except Exception as exc:
             message = getattr(exc, "user_message", "")
             if message:  # sign-in errors carry one
@@ -145,6 +157,16 @@ class EngineRunner:
     @staticmethod
     def _needs_user(message: str) -> SessionOutcome:
         return SessionOutcome("failed", message, needs_attention=True)
+
+
+def unreachable(exc: Exception) -> str:
+    """A failure the next session may not meet (an outage, a dropped connection), for the user."""
+    if isinstance(exc, SalesforceError):
+        return exc.user_message
+    return (
+        "Microsoft 365 did not answer as expected; the next session tries again. "
+        f"({str(exc)[:200]})"
+    )
 
 
 def merge_email(

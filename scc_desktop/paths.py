@@ -50,6 +50,8 @@ class ProfilePaths:
         return digest[:16]
 
     def ensure(self) -> ProfilePaths:
+        if self.explicit_root is not None:
+            make_private_dir(self.explicit_root)
         for folder in (self.config_dir, self.data_dir, self.log_dir):
             make_private_dir(folder)
         return self

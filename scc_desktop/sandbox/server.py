@@ -24,7 +24,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from scc_desktop.paths import make_private_dir
+from scc_desktop.paths import make_private_dir, make_private_file
 from scc_desktop.sandbox.service import (
     CallCounters,
     DropConnection,
@@ -84,7 +84,7 @@ class SandboxServer:
         self.counters = CallCounters()
         self._server = self._bind(port)
         self.port = int(self._server.server_port)
-        (self.data_dir / PORT_FILE).write_text(str(self.port), encoding="utf-8")
+        make_private_file(self.data_dir / PORT_FILE).write_text(str(self.port), encoding="utf-8")
         self.base_url = f"https://{LOOPBACK}:{self.port}"
         self.services: list[SandboxService] = [
             factory(self.data_dir, self.base_url)

@@ -707,16 +707,21 @@ class KindSession:
 
     def _apply(self, work: Sequence[_Work]) -> None:
         todo = [w for w in work if self._has_work(w)]
-        size = max(1, min(repo.max_batch for repo in self.repos.values()))
+        # Each side writes in its own largest batches (200 per Salesforce Collections call, 20
+        # per Graph $batch): a chunk is the larger size, split per side below.
+        size = max(1, *(repo.max_batch for repo in self.repos.values()))
+        writers = ((Op.CREATE, self._create), (Op.UPDATE, self._update), (Op.DELETE, self._delete))
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
             self._journal_pairs(
                 [w for w in chunk if Op.UPDATE in (w.action.mailbox, w.action.salesforce)]
             )
             for side in SIDES:
-                self._create(side, [w for w in chunk if w.action.op(side) is Op.CREATE])
-                self._update(side, [w for w in chunk if w.action.op(side) is Op.UPDATE])
-                self._delete(side, [w for w in chunk if w.action.op(side) is Op.DELETE])
+                limit = max(1, self.repos[side].max_batch)
+                for op, write in writers:
+                    items = [w for w in chunk if w.action.op(side) is op]
+                    for first in range(0, len(items), limit):
+                        write(side, items[first : first + limit])
             with self.state.transaction():
                 for w in chunk:
                     self._settle(w)

@@ -54,7 +54,13 @@ def side_counts(summary: dict[str, Any], side: str) -> tuple[str, str]:
             totals[key] += value if isinstance(value, int) else 0
         if words:
             details.append(f"{KIND_WORDS.get(kind, kind)}: {', '.join(words)}")
-    cell = ", ".join(f"{n} {k}" for k, n in totals.items() if n) or "no changes"
+    cells = [f"{n} {k}" for k, n in totals.items() if n]
+    email = summary.get("email")
+    shared = email.get("shared", 0) if isinstance(email, dict) else 0
+    if side == "salesforce" and isinstance(shared, int) and shared:
+        cells.append(f"{shared} email{'s' if shared != 1 else ''} saved")
+        details.append(f"emails: {shared} saved as activities")
+    cell = ", ".join(cells) or "no changes"
     return cell, "\n".join(details) or cell
 
 

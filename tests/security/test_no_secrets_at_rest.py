@@ -166,12 +166,6 @@ def test_a_full_sandbox_session_leaves_no_secret_at_rest(
     assert not remote, f"connections left 127.0.0.1: {remote}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (issue 7): with a permissive umask (022) the profile root folder and the "
-    "sandbox's data/sandbox/{salesforce,microsoft}.sqlite3 and port files come out 0755/0644; "
-    "only cli.main's umask(077) keeps them private. App-created state, config and logs are 0600.",
-)
 def test_profile_files_are_private_even_under_a_permissive_umask(
     tmp_path: Path, app_logging: None
 ) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from scc_desktop.paths import make_private_file
 from scc_desktop.sandbox.salesforce import ids, schema
 
 Record = dict[str, Any]
@@ -30,6 +31,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.lock = threading.RLock()
+        make_private_file(Path(path))  # private whatever the umask
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
