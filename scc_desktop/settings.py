@@ -54,6 +54,7 @@ class Setting:
     maximum: int | None = None
     unit: str = ""
     switch: bool = False  # shown as one of the dashboard's switches
+    pending: str = ""  # non-empty: declared but not working yet; shown disabled, refused by `set`
     validate: Callable[[str], str | None] | None = field(default=None, compare=False)
 
     def choice_values(self) -> tuple[str, ...]:
@@ -286,6 +287,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Save calendar items as Tasks",
         Group.ADJUSTMENTS,
         "Save shared calendar items as Salesforce Tasks instead of Events.",
+        pending="Not available yet: calendar items are saved as Events for now.",
     ),
     Setting(
         "show_sf_tasks_in_calendar",
@@ -295,6 +297,7 @@ SETTINGS: tuple[Setting, ...] = (
         Group.ADJUSTMENTS,
         "Salesforce Tasks with a due date appear as read-only calendar items under their "
         "own category.",
+        pending="Not available yet: Salesforce Tasks sync to the To Do list for now.",
     ),
     # --- Schedule ----------------------------------------------------------------------------
     Setting(
@@ -338,6 +341,10 @@ class InvalidValue(SettingsError):
 
 
 class SettingLocked(SettingsError):
+    pass
+
+
+class SettingUnavailable(SettingsError):
     pass
 
 
@@ -534,6 +541,8 @@ class Settings:
             raise SettingLocked(
                 f"{decl.label} is locked by your administrator: {self.policy.reason}"
             )
+        if decl.pending:
+            raise SettingUnavailable(f"{decl.label}: {decl.pending}")
         value = parse_value(decl, raw)
         self._storage.save(key, format_value(value))
         self._values[key] = value

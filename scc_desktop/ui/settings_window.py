@@ -439,6 +439,12 @@ class SettingsWindow(QMainWindow):
         self.loaded = True
 
     def _apply_lock(self, editor: Editor, reason: str | None) -> None:
+        if reason is None and editor.decl.pending:  # declared, not working yet: say so
+            editor.locked = True
+            editor.widget.setEnabled(False)
+            editor.widget.setToolTip(editor.decl.pending)
+            editor.help.setText(f"{editor.decl.help}\n{editor.decl.pending}")
+            return
         editor.locked = reason is not None
         editor.widget.setEnabled(reason is None)
         editor.lock.setVisible(reason is not None)
