@@ -29,6 +29,7 @@ re-reads ``email_history_days`` back (re-reading is safe: saved keys are skipped
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -431,7 +432,33 @@ class _Stage:
             self.process(folder, items)
             self.state.set_cursor(page.stream, page.cursor)
 
+    def requeue_retried_issues(self) -> None:
+        """An email the user asked to retry (Sync Issues > Retry on a refused save) goes back on
+        the retry list; permanent failures are otherwise not tried again on their own."""
+        conn = self.state.db.connect()
+        rows = conn.execute(
+            "SELECT id, payload FROM sync_issues WHERE kind = ? AND category = 'error' "
+            "AND resolution = 'retry'",
+            (ISSUE_KIND,),
+        ).fetchall()
+        if not rows:
+            return
+        with self.state.transaction() as tx:
+            for row in rows:
+                payload = json.loads(row["payload"] or "{}")
+                mailbox_id = payload.get("mailbox_id") if isinstance(payload, dict) else None
+                if isinstance(mailbox_id, str) and mailbox_id:
+                    folder = str(payload.get("folder") or MessageFolder.INBOX.value)
+                    tx.execute(
+                        "INSERT OR REPLACE INTO email_retries (mailbox_id, folder) VALUES (?, ?)",
+                        (mailbox_id, folder),
+                    )
+                tx.execute(
+                    "UPDATE sync_issues SET resolution = 'retried' WHERE id = ?", (row["id"],)
+                )
+
     def retry_failed(self) -> None:
+        self.requeue_retried_issues()
         rows = self.state.db.connect().execute("SELECT mailbox_id, folder FROM email_retries")
         pending = [(str(r[0]), str(r[1])) for r in rows.fetchall()]
         if not pending:
@@ -677,7 +704,11 @@ class _Stage:
                 f"Email not saved: {plan.message.subject or '(no subject)'}",
                 text,
                 plan.decision.key,
-                {"mailbox_id": plan.message.id, "target": plan.decision.target},
+                {
+                    "mailbox_id": plan.message.id,
+                    "folder": folder.value,
+                    "target": plan.decision.target,
+                },
             )
             if error is None or error.transient:
                 self._add_retry(plan.message, folder)

@@ -88,7 +88,11 @@ def run_batch(
         wait = 0.0
         for chunk in chunks(pending, batch_size):
             payload = {"requests": [_sub_request(i, ops[i], prefer) for i in chunk]}
-            data = http.send_json("POST", "/$batch", payload, kind="batch") or {}
+            reads_only = all(ops[i].method.upper() == "GET" for i in chunk)
+            data = (
+                http.send_json("POST", "/$batch", payload, kind="batch", idempotent=reads_only)
+                or {}
+            )
             seen: set[int] = set()
             for response in data.get("responses", []):
                 index = int(response["id"])

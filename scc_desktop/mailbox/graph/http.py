@@ -185,6 +185,7 @@ class GraphHttp:
         prefer: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
+        idempotent: bool | None = None,
     ) -> requests.Response:
         """Send one request with auth, retries and the concurrency limit.
 
@@ -194,7 +195,8 @@ class GraphHttp:
         """
         url = self.url(path)
         refreshed = force = False
-        idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE")
+        if idempotent is None:  # a $batch of reads is a POST that is safe to repeat
+            idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE")
         attempt = 0
         while True:
             attempt += 1
@@ -275,6 +277,7 @@ class GraphHttp:
         kind: str | None = None,
         prefer: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
         response = self.request(
             method,
@@ -283,6 +286,7 @@ class GraphHttp:
             json_body=body,
             prefer=prefer,
             headers=headers,
+            idempotent=idempotent,
         )
         if response.status_code == 204 or not response.content:
             return None

@@ -260,3 +260,20 @@ def test_a_refused_save_is_an_issue_and_not_retried(email_empty_mailbox: EmailHa
     assert "Email not saved: refused" in h.open_issues()
     assert h.activities("refused") == []
     assert h.state.db.connect().execute("SELECT COUNT(*) FROM email_retries").fetchone()[0] == 0
+
+
+def test_retry_from_sync_issues_tries_a_refused_save_again(
+    email_empty_mailbox: EmailHarness,
+) -> None:
+    h = email_empty_mailbox
+    h.sf_settings(enhanced_email=False)  # an EmailMessage then needs a Case: refused
+    h.deliver(**{"from": JANE, "subject": "refused at first"})
+    assert h.run(email_autoshare=True, save_emails_as="email_message").failed == 1
+    assert h.run(email_autoshare=True, save_emails_as="email_message").failed == 0  # not by itself
+    issue = next(i for i in h.state.open_issues(kind="email") if i.category == "error")
+    h.state.resolve_issue(issue.id, "retry")  # what Sync Issues > Retry records
+    # the user fixed the cause (here: saves as Tasks now) and asked to retry
+    result = h.run(email_autoshare=True, save_emails_as="task")
+    assert result.shared == 1 and result.failed == 0
+    assert len(h.activities("refused at first")) == 1
+    assert h.run(email_autoshare=True, save_emails_as="task").shared == 0

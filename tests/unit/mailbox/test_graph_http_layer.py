@@ -111,3 +111,17 @@ def test_errors_keep_tokens_and_queries_out_of_messages() -> None:
             "https://graph.invalid/v1.0/me/mailFolders/inbox/messages/delta?$deltatoken=SECRET"
         )
     assert "SECRET" not in str(exc.value) and "token-" not in str(exc.value)
+
+
+def test_a_batch_of_reads_is_retried_after_a_server_error_but_one_with_writes_is_not() -> None:
+    from scc_desktop.mailbox.graph.batch import BatchOp, run_batch
+
+    ok = {"responses": [{"id": "0", "status": 200, "body": {"id": "a"}}]}
+    http, session, _tokens, sleeps = make([(500, {}, err("InternalServerError")), (200, {}, ok)])
+    results = run_batch(http, [BatchOp("GET", "/me/contacts/a")])
+    assert results[0].status == 200 and len(session.sent) == 2 and len(sleeps) == 1
+
+    http, session, _tokens, _ = make([(500, {}, err("InternalServerError")), (200, {}, ok)])
+    with pytest.raises(GraphError):
+        run_batch(http, [BatchOp("POST", "/me/contacts", {"givenName": "A"})])
+    assert len(session.sent) == 1  # a create may have landed: never sent twice blindly
