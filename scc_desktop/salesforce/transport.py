@@ -18,12 +18,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+
+from scc_desktop.net import PinnedCAAdapter
 
 _LIMIT_RE = re.compile(r"api-usage=(\d+)/(\d+)")
 _DATA_RE = re.compile(r"^/services/data/v[\d.]+/?(?P<rest>.*)$")
 
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SLOW_DOWN_AT = 0.8
 DEFAULT_TIMEOUT = (10.0, 120.0)  # connect, read
 
@@ -126,8 +126,8 @@ class CallStats:
             self._counts.clear()
 
 
-class CountingAdapter(HTTPAdapter):
-    """An HTTPAdapter that records every request (including failed ones) in a CallStats."""
+class CountingAdapter(PinnedCAAdapter):
+    """The pinned-CA adapter that also records every request (failed ones too) in a CallStats."""
 
     def __init__(
         self,
@@ -135,24 +135,15 @@ class CountingAdapter(HTTPAdapter):
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         ca_file: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(ca_file)
         self.stats = stats
         self.timeout = timeout
-        self.ca_file = ca_file
 
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, **kwargs: Any
     ) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        if self.ca_file is not None:
-            # requests lets REQUESTS_CA_BUNDLE override Session.verify (psf/requests#3829): a
-            # configured CA file must win, or the sandbox would be checked against the wrong store.
-            kwargs["verify"] = self.ca_file
-        elif kwargs.get("verify") is False:
-            kwargs["verify"] = True  # verification is never turned off
-        if urlsplit(request.url or "").hostname in _LOOPBACK_HOSTS:
-            kwargs["proxies"] = {}  # the sandbox on 127.0.0.1 is never reached through a proxy
         kind = classify(request.method or "GET", request.url or "")
         try:
             response = super().send(request, **kwargs)

@@ -31,7 +31,7 @@ from scc_desktop.ui.actions_thread import (
     LOAD_CORRESPONDENTS,
     EmailActions,
 )
-from scc_desktop.ui.widgets import error_label, help_label, plain_label
+from scc_desktop.ui.widgets import Feedback, help_label
 
 COLUMNS = ("Name", "Address", "Emails")
 OWN_ACTIONS = (LOAD_CORRESPONDENTS, CREATE_CONTACT, CREATE_LEAD, DO_NOT_SYNC)
@@ -69,9 +69,8 @@ class NewRecordsWindow(QMainWindow):
         self.table.itemSelectionChanged.connect(self._update_buttons)
         layout.addWidget(self.table, 1)
 
-        self.status = plain_label("", central)
-        self.status.setWordWrap(True)
-        self.error = error_label(central)
+        self.feedback = Feedback(central)
+        self.status, self.error = self.feedback.status, self.feedback.error
         layout.addWidget(self.status)
         layout.addWidget(self.error)
 
@@ -186,13 +185,10 @@ class NewRecordsWindow(QMainWindow):
         self._say(text)
 
     def _say(self, text: str) -> None:
-        self.error.setVisible(False)
-        self.status.setText(text)
+        self.feedback.say(text)
 
     def _fail(self, text: str) -> None:
-        self.status.setText("")
-        self.error.setText(text)
-        self.error.setVisible(True)
+        self.feedback.fail(text)
 
     def _update_buttons(self) -> None:
         person = self.selected()

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from scc_desktop.assets import asset_path
 from scc_desktop.email_actions import MessageSummary, RecordChoice, SaveOutcome
 from scc_desktop.ui.actions_thread import LOAD_MESSAGES, SAVE, SEARCH, EmailActions
-from scc_desktop.ui.widgets import error_label, help_label, plain_label
+from scc_desktop.ui.widgets import Feedback, help_label, plain_label
 
 COLUMNS = ("From", "Subject", "Date")
 THREAD_BOX = "Auto-save all next emails in this thread"
@@ -92,9 +92,8 @@ class SaveEmailWindow(QMainWindow):
         self.thread_help.setVisible(False)
         layout.addWidget(self.thread_help)
 
-        self.status = plain_label("", central)
-        self.status.setWordWrap(True)
-        self.error = error_label(central)
+        self.feedback = Feedback(central)
+        self.status, self.error = self.feedback.status, self.feedback.error
         layout.addWidget(self.status)
         layout.addWidget(self.error)
 
@@ -211,13 +210,10 @@ class SaveEmailWindow(QMainWindow):
     # --- helpers --------------------------------------------------------------------------------
 
     def _say(self, text: str) -> None:
-        self.error.setVisible(False)
-        self.status.setText(text)
+        self.feedback.say(text)
 
     def _fail(self, text: str) -> None:
-        self.status.setText("")
-        self.error.setText(text)
-        self.error.setVisible(True)
+        self.feedback.fail(text)
 
     def _update_buttons(self) -> None:
         self.save_button.setEnabled(not self._busy and self.selected_message() is not None)

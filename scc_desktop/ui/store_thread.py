@@ -72,6 +72,7 @@ class StoreService(QObject):
         super().__init__()
         self._ctx = ctx
         self._settings: Settings | None = None
+        self._reconciled = False  # the login item is checked once per run
 
     def _live_settings(self) -> Settings:
         """Created on first use, so its connection belongs to this thread."""
@@ -91,8 +92,11 @@ class StoreService(QObject):
             self._report("Settings could not be read", exc)
             return
         self.settings_loaded.emit(values, locked)
+        if self._reconciled:
+            return
         try:
-            reconcile(self._ctx.paths, bool(values["start_at_login"]))
+            reconcile(self._ctx.paths, bool(values["start_at_login"]))  # once per run
+            self._reconciled = True
         except OSError as exc:
             self._report("The start-at-login entry could not be updated", exc)
 

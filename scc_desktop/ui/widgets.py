@@ -118,3 +118,21 @@ def error_label(parent: QWidget | None = None) -> QLabel:
     label.setStyleSheet("color: #c62828;")
     label.setVisible(False)
     return label
+
+
+class Feedback:
+    """A status line and an error line under it, of which one shows at a time."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        self.status = plain_label("", parent)
+        self.status.setWordWrap(True)
+        self.error = error_label(parent)
+
+    def say(self, text: str) -> None:
+        self.error.setVisible(False)
+        self.status.setText(text)
+
+    def fail(self, text: str) -> None:
+        self.status.setText("")
+        self.error.setText(text)
+        self.error.setVisible(True)
