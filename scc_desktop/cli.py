@@ -121,6 +121,8 @@ def _context(args: argparse.Namespace) -> Any:
     ctx = AppContext.open(getattr(args, "profile", None))
     logs.configure(ctx.paths.log_file, to_stderr=bool(getattr(args, "verbose", False)))
     if ctx.db.recovery is not None:
+        # open_database moved the file aside before the log was set up: say it in the log too
+        log.error("%s", ctx.db.recovery.user_message())
         print(ctx.db.recovery.user_message(), file=sys.stderr)
     for problem in ctx.policy.problems:
         print(f"Administrator policy: {problem}", file=sys.stderr)
@@ -249,6 +251,12 @@ def _sync(args: argparse.Namespace) -> int:
     if as_json:
         summary = dict(outcome.summary) or {"status": outcome.status}
         summary.setdefault("message", outcome.message)
+        if ctx.db.recovery is not None:
+            summary["state_recovery"] = {
+                "moved_to": str(ctx.db.recovery.moved_to),
+                "reason": ctx.db.recovery.reason,
+                "message": ctx.db.recovery.user_message(),
+            }
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
     else:
         _print_outcome(outcome)

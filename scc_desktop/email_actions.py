@@ -7,6 +7,8 @@
     people = frequent_correspondents(mailbox, gateway, snapshot, own_addresses=[...])
     create_contact(gateway, person, account_name="Acme")  /  create_lead(gateway, person, "Acme")
     do_not_sync(settings, person.address)                      # the user's Blacklisted Domains
+    pending = list_unresolved(state)                           # the Unresolved Emails window
+    link_email(gateway, state, pending[0].key, choice)         # link one to a record
 
 A window save goes through the email stage's manual path (`email_session.save_one_message`):
 the same key as the automatic path, so a message is saved once whichever comes first.
@@ -32,7 +34,7 @@ from scc_desktop.salesforce.records import SfRecord
 from scc_desktop.salesforce.soql import select, soql_like, soql_quote
 from scc_desktop.settings import Settings, SettingsSnapshot, Value
 from scc_desktop.sync.email_rules import EmailContext, ManualSave, address_key
-from scc_desktop.sync.email_session import save_one_message
+from scc_desktop.sync.email_session import link_unresolved, save_one_message, unresolved_emails
 from scc_desktop.sync.state import SyncState
 
 __all__ = [
@@ -40,10 +42,14 @@ __all__ = [
     "MessageSummary",
     "RecordChoice",
     "SaveOutcome",
+    "UnresolvedEmail",
+    "count_unresolved",
     "create_contact",
     "create_lead",
     "do_not_sync",
     "frequent_correspondents",
+    "link_email",
+    "list_unresolved",
     "recent_messages",
     "save_email",
     "search_records",
@@ -88,6 +94,18 @@ class SaveOutcome:
     message: str  # what the window shows
     key: str = ""
     salesforce_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UnresolvedEmail:
+    """An email saved without a link, as the Unresolved Emails window lists it."""
+
+    key: str
+    subject: str
+    sender: str
+    when: datetime | None
+    reason: str
+    salesforce_id: str
 
 
 @dataclass(frozen=True)
@@ -282,6 +300,12 @@ def save_email(
     )
     sf_id = str(row[1]) if row is not None and row[1] else None
     target = str(row[0]) if row is not None else ""
+    if result.in_progress and sf_id is None:
+        return SaveOutcome(
+            "saved",
+            "A sync session is saving this email right now; it is saved once, with your choice.",
+            key,
+        )
     if result.failed or (sf_id is None and not result.issues):
         detail = "; ".join(result.issues) or "Salesforce refused it"
         return SaveOutcome("failed", f"The email was not saved: {detail}.", key, sf_id)
@@ -323,6 +347,48 @@ def _links_of(gateway: SalesforceGateway, target: str, sf_id: str) -> frozenset[
     soql = select("EmailMessageRelation", ["RelationId"], f"EmailMessageId = {soql_quote(sf_id)}")
     rows = gateway.client.query_all(soql, sobject="EmailMessageRelation")
     return frozenset(str(r.get("RelationId"))[:15] for r in rows if r.get("RelationId"))
+
+
+# --- Unresolved Emails ----------------------------------------------------------------------
+
+
+def _date(text: str) -> datetime | None:
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.utcoffset() is not None else stamp.replace(tzinfo=UTC)
+
+
+def list_unresolved(state: SyncState) -> list[UnresolvedEmail]:
+    """Emails saved without a link and not linked since, newest first (no network)."""
+    return [
+        UnresolvedEmail(
+            key=row["save_key"],
+            subject=row["subject"],
+            sender=row["sender"],
+            when=_date(row["message_date"]),
+            reason=row["reason"],
+            salesforce_id=row["salesforce_id"],
+        )
+        for row in unresolved_emails(state)
+    ]
+
+
+def count_unresolved(state: SyncState) -> int:
+    row = (
+        state.db.connect()
+        .execute("SELECT COUNT(*) FROM email_unresolved WHERE linked_to IS NULL")
+        .fetchone()
+    )
+    return int(row[0]) if row is not None else 0
+
+
+def link_email(gateway: SalesforceGateway, state: SyncState, key: str, record: RecordChoice) -> str:
+    """Link an unresolved email to the record the user picked; what the window says after.
+    Raises RecordFailed when Salesforce refuses, KeyError when it is no longer unresolved."""
+    link_unresolved(gateway, state, key, record.id)
+    return f"Linked to {record.label}."
 
 
 # --- New Records ----------------------------------------------------------------------------

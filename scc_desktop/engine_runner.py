@@ -8,39 +8,42 @@ the session. A reconnect-needed or keyring error ends the session with the user'
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from scc_desktop.context import AppContext
 from scc_desktop.demo import DemoAccounts
 from scc_desktop.errors import NeedsUser
+from scc_desktop.kind_names import kind_name
 from scc_desktop.mailbox.graph.mailbox import GraphMailbox
 from scc_desktop.mailbox.protocol import MailboxError
 from scc_desktop.runner import NOT_CONNECTED_MESSAGE, Progress, SessionOutcome
 from scc_desktop.salesforce.errors import SalesforceError
 from scc_desktop.salesforce.gateway import SalesforceGateway, connect
+from scc_desktop.settings import SettingsSnapshot
 from scc_desktop.store.accounts import Accounts
 from scc_desktop.store.history import History
 from scc_desktop.sync.email_session import run_email_stage
+from scc_desktop.sync.engine import KindOptions
 from scc_desktop.sync.engine import Progress as EngineProgress
-from scc_desktop.sync.fields import KINDS
+from scc_desktop.sync.fields import Kind
 from scc_desktop.sync.mailbox_side import mailbox_repositories
-from scc_desktop.sync.salesforce_side import salesforce_repositories
+from scc_desktop.sync.mailbox_side import task_calendar_repository as mailbox_task_calendar
+from scc_desktop.sync.planner import Direction, Policy
+from scc_desktop.sync.salesforce_side import TASK_PREFIX, event_window, salesforce_repositories
+from scc_desktop.sync.salesforce_side import task_calendar_repository as salesforce_task_calendar
 from scc_desktop.sync.session import KindJob, kind_options, run_session
 from scc_desktop.sync.state import SyncState
 
 log = logging.getLogger(__name__)
-
-KIND_WORDS = {"contact": "contacts", "event": "calendar", "task": "tasks"}
-KIND_NOUNS = {
-    "contact": ("contact", "contacts"),
-    "event": ("calendar item", "calendar items"),
-    "task": ("task", "tasks"),
-}
 
 
 @dataclass
@@ -78,13 +81,27 @@ class EngineRunner:
             if connections is None:
                 return SessionOutcome("not_connected", NOT_CONNECTED_MESSAGE)
             now = self._clock()
+            state = SyncState(self._ctx.db)
             sf_repos = salesforce_repositories(
-                connections.gateway, settings, user_id=connections.salesforce_user_id, now=now
+                connections.gateway,
+                settings,
+                user_id=connections.salesforce_user_id,
+                now=now,
+                task_links=state.has_links("event", TASK_PREFIX),
+                zone=local_zone(),
             )
             mb_repos = mailbox_repositories(connections.mailbox, settings, now=now)
+            if shows_tasks(settings, state):
+                shown = mailbox_task_calendar(connections.mailbox, settings, now=now)
+                if settings.flag("show_sf_tasks_in_calendar"):
+                    shown.ensure_category()
+                mb_repos["task_calendar"] = shown
+                sf_repos["task_calendar"] = salesforce_task_calendar(
+                    connections.gateway, settings, user_id=connections.salesforce_user_id, now=now
+                )
             jobs = [
-                KindJob(kind, mb_repos[kind], sf_repos[kind], kind_options(kind, settings.values))
-                for kind in KINDS
+                KindJob(kind, mb_repos[kind], sf_repos[kind], job_options(kind, settings, now))
+                for kind in mb_repos
             ]
             gateway, mailbox = connections.gateway, connections.mailbox
 
@@ -95,7 +112,7 @@ class EngineRunner:
                 }
 
             def tick(event: EngineProgress) -> None:
-                word = KIND_WORDS.get(event.kind, event.kind)
+                word = kind_name(event.kind).many
                 if event.phase == "done":
                     progress(f"{word}: done")
                 elif event.total:
@@ -103,7 +120,6 @@ class EngineRunner:
                 else:
                     progress(f"{word}: {event.phase}")
 
-            state = SyncState(self._ctx.db)
             summary = run_session(jobs, state, trigger=trigger, progress=tick, api_calls=api_calls)
             calls_before = api_calls()
             run_id = summary.get("run_id")
@@ -159,6 +175,46 @@ class EngineRunner:
         return SessionOutcome("failed", message, needs_attention=True)
 
 
+def shows_tasks(settings: SettingsSnapshot, state: SyncState) -> bool:
+    """Whether the session runs the Salesforce Tasks shown in the calendar: while that setting
+    is on, and once more after it was turned off (to take them away)."""
+    return settings.flag("show_sf_tasks_in_calendar") or state.has_links("task_calendar")
+
+
+def job_options(kind: Kind, settings: SettingsSnapshot, now: datetime) -> KindOptions:
+    """A kind's options; calendar links set aside are pruned once their item ended before the
+    window (both sides' reads start at or after the first whole UTC day of it). The Tasks
+    shown in the calendar mirror Salesforce: one-way, Salesforce wins, and no mass-deletion
+    guard (their calendar items are copies, taken away with the setting)."""
+    if kind == "task_calendar":
+        return KindOptions(
+            direction=Direction.SF_TO_MAILBOX,
+            policy=Policy.SALESFORCE_WINS,
+            mass_delete_min=sys.maxsize,
+            mirror=True,
+            expire_before=event_window(settings, now)[0],
+        )
+    options = kind_options(kind, settings.values)
+    if kind == "event":
+        options = replace(options, expire_before=event_window(settings, now)[0])
+    return options
+
+
+def local_zone() -> tzinfo:
+    """The computer's time zone, by its IANA name where the system tells it (TZ, or the
+    /etc/localtime link), else its current UTC offset."""
+    names = [os.environ.get("TZ", "").lstrip(":")]
+    with contextlib.suppress(OSError):
+        target = os.path.realpath("/etc/localtime")
+        if "zoneinfo/" in target:
+            names.append(target.split("zoneinfo/", 1)[1])
+    for name in names:
+        if name:
+            with contextlib.suppress(ValueError, ZoneInfoNotFoundError):
+                return ZoneInfo(name)
+    return datetime.now().astimezone().tzinfo or UTC
+
+
 def unreachable(exc: Exception) -> str:
     """A failure the next session may not meet (an outage, a dropped connection), for the user."""
     if isinstance(exc, SalesforceError):
@@ -208,8 +264,7 @@ def describe(summary: dict[str, object]) -> str:
                 int(n) for side in sides.values() if isinstance(side, dict) for n in side.values()
             )
             if total:
-                one, many = KIND_NOUNS.get(kind, (kind, kind))
-                parts.append(f"{total} {one if total == 1 else many}")
+                parts.append(kind_name(kind).count(total))
     issues = summary.get("issues")
     issue_count = len(issues) if isinstance(issues, list) else 0
     if len(parts) > 1:

@@ -36,6 +36,11 @@ class ProfilePaths:
         return self.data_dir / "state.sqlite3"
 
     @property
+    def settings_backup(self) -> Path:
+        """A copy of the user's settings outside the state file, so a damaged state keeps them."""
+        return self.config_dir / "settings-backup.json"
+
+    @property
     def log_file(self) -> Path:
         return self.log_dir / "scc-desktop.log"
 

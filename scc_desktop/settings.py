@@ -286,8 +286,10 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "Save calendar items as Tasks",
         Group.ADJUSTMENTS,
-        "Save shared calendar items as Salesforce Tasks instead of Events.",
-        pending="Not available yet: calendar items are saved as Events for now.",
+        "Save shared calendar items as Salesforce Tasks instead of Events (dated on the "
+        "item's day; time and place in the Task's comments). Applies to new items only: "
+        "items already saved stay Events (or Tasks) and keep syncing, so switching this "
+        "never duplicates nor deletes anything. Private items are always saved as Events.",
     ),
     Setting(
         "show_sf_tasks_in_calendar",
@@ -295,9 +297,10 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "Show Salesforce Tasks in the calendar",
         Group.ADJUSTMENTS,
-        "Salesforce Tasks with a due date appear as read-only calendar items under their "
-        "own category.",
-        pending="Not available yet: Salesforce Tasks sync to the To Do list for now.",
+        "Your open Salesforce Tasks with a due date in the calendar window appear as "
+        'all-day calendar items in the "Salesforce Tasks" category, kept up to date from '
+        "Salesforce. They are read-only: edits made in the mailbox are put back. Turning "
+        "this off removes them from the calendar.",
     ),
     # --- Schedule ----------------------------------------------------------------------------
     Setting(

@@ -100,6 +100,16 @@ class Mailbox(Protocol):
         list, not a delta: the engine compares it with its links)."""
         ...
 
+    def default_contacts_folder(self) -> str:
+        """The id of the default Contacts folder, "" when the mailbox cannot tell."""
+        ...
+
+    def read_default_contacts(self, cursor: str | None) -> Iterator[DeltaPage[Contact]]:
+        """Changes of the default Contacts folder, every contact, categorized or not (the
+        caller filters: a quiet session then costs one call whatever the number of shared
+        contacts)."""
+        ...
+
     def read_events(
         self, cursor: str | None, window_start: datetime, window_end: datetime
     ) -> Iterator[DeltaPage[CalendarEvent]]:

@@ -56,7 +56,67 @@ def default_service_factories() -> list[ServiceFactory]:
     return factories
 
 
+class _AfterBody:
+    """The handler's input while werkzeug runs one request: werkzeug drains the socket after
+    each response (it assumes the connection closes), which on a kept-alive connection would
+    swallow the next request. Once the application has read its body, reads return nothing."""
+
+    def __init__(self, raw: Any, handler: _QuietHandler) -> None:
+        self._raw = raw
+        self._handler = handler
+
+    def read(self, *args: Any) -> bytes:
+        if self._handler.body_read():
+            return b""
+        data: bytes = self._raw.read(*args)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
 class _QuietHandler(WSGIRequestHandler):
+    """HTTP/1.1 with keep-alive, like the real services: werkzeug's development server always
+    answers `Connection: close`, so every call would pay a new TCP and TLS handshake. A
+    connection stays open when the request's body was read to its end (so the next request
+    line is where the stream is), and closes after `timeout` seconds idle."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+    # buffered output (the headers and the body leave in one write) and no Nagle (a response
+    # larger than the buffer leaves in several): else a kept-alive connection waits for the
+    # client's delayed ACK (40 ms) on many responses
+    wbufsize = -1
+    disable_nagle_algorithm = True
+    _environ: dict[str, Any] | None = None
+
+    def run_wsgi(self) -> None:
+        raw = self.rfile
+        self._environ = None
+        self.rfile = _AfterBody(raw, self)  # type: ignore[assignment]
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = raw
+
+    def make_environ(self) -> Any:
+        environ = super().make_environ()
+        self._environ = environ
+        return environ
+
+    def body_read(self) -> bool:
+        return bool(self._environ and self._environ.get("sandbox.body_read"))
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and self._reusable():
+            return
+        super().send_header(keyword, value)
+
+    def _reusable(self) -> bool:
+        if self.close_connection or "chunked" in self.headers.get("Transfer-Encoding", ""):
+            return False
+        return self.body_read()
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("%s %s -> %s", self.command, self.path, code)
 
@@ -174,6 +234,12 @@ class SandboxServer:
         except DropConnection:
             self._drop(environ)
             response = Response(b"", status=500)
+        else:
+            # read what the handler left of the body, so the connection can serve the next
+            # request (keep-alive, see _QuietHandler)
+            with contextlib.suppress(OSError, ValueError):
+                request.stream.read()
+                environ["sandbox.body_read"] = True
         return response(environ, start_response)
 
     @staticmethod

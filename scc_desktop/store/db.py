@@ -39,13 +39,15 @@ class StateRecovery:
 
     moved_to: Path
     reason: str
+    settings_note: str = ""  # what became of the user's settings, said by whoever restored them
 
     def user_message(self) -> str:
-        return (
+        text = (
             f"The local sync state could not be read ({self.reason}). It was moved aside to "
             f"{self.moved_to} and a fresh state was created; the next session re-links your items "
             "by matching, without duplicating them."
         )
+        return f"{text} {self.settings_note}" if self.settings_note else text
 
 
 def _timestamp() -> str:

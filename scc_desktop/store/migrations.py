@@ -3,6 +3,7 @@
 Each component appends its own numbered step here; numbers are never reused or edited once
 released, so a database written by any older version can always be brought forward.
 Numbers: 1 foundation; 2 sync engine (links, intents); 3 Salesforce caches; 4 mailbox state;
+5 email claims and retry choices;
 new steps take the next free number. Every step's SQL lives in this file so the list is complete
 whatever modules were imported.
 """
@@ -169,11 +170,19 @@ CREATE TABLE email_retries (
 );
 """
 
+EMAIL_CLAIMS = """
+ALTER TABLE email_saves ADD COLUMN claim_token TEXT;   -- who is writing it now (session/window)
+ALTER TABLE email_saves ADD COLUMN claimed_at TEXT;    -- ISO UTC; an old claim is a crash's
+-- the Save Email window's choice (Related To, thread box) as JSON, kept for the retry
+ALTER TABLE email_retries ADD COLUMN manual TEXT NOT NULL DEFAULT '';
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "foundation", FOUNDATION),
     Migration(2, "sync engine", SYNC_ENGINE),
     Migration(3, "salesforce caches", SALESFORCE_CACHES),
     Migration(4, "email activities", EMAIL_ACTIVITIES),
+    Migration(5, "email claims and retry choices", EMAIL_CLAIMS),
 ]
 
 

@@ -23,6 +23,18 @@ query per page and kind), so a crash between the write and the record, or a lost
 creates nothing new. A message already stamped with a
 Salesforce id (`mailbox.stamp_message`, done for manual saves) is never saved again either.
 
+Claims: a session and the Save Email window (two threads, or the tray app and a CLI run) may
+save the same message at the same moment. Before the lookup and the create, each takes a claim
+on the message's `email_saves` row in one transaction (``claim_token``, only while the row is
+pending and unclaimed, or claimed by a process that is gone or for longer than `CLAIM_STALE`);
+the claim is released once the save is recorded or has failed. Whoever does not get the claim
+does not write: a session puts the message on its retry list (the next session finds it saved),
+the window waits for the claim to go and then answers "already saved".
+
+Retries keep the user's choice: a Save Email whose save fails keeps its Related To and thread
+box (`ManualSave`) with the retry (`email_retries.manual`) and in the Sync Issue's payload, so
+the next session, or Sync Issues > Retry, saves it as the user asked.
+
 On first enabling Auto-Sharing the Inbox and Sent Items cursors are dropped, so the next pass
 re-reads ``email_history_days`` back (re-reading is safe: saved keys are skipped).
 """
@@ -31,7 +43,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,7 +61,7 @@ from scc_desktop.mailbox.types import MailMessage as BoxMessage
 from scc_desktop.salesforce.errors import FileTooLarge, RecordFailed, TransientError
 from scc_desktop.salesforce.gateway import SalesforceGateway
 from scc_desktop.salesforce.matching import PersonMatch
-from scc_desktop.salesforce.soql import select, soql_in
+from scc_desktop.salesforce.soql import select, soql_in, soql_quote
 from scc_desktop.salesforce.writer import WriteResult
 from scc_desktop.settings import SettingsSnapshot
 from scc_desktop.sync.email_rules import (
@@ -82,6 +100,8 @@ SYNC_KEY_FIELD = "SCC_Sync_Key__c"
 SYNC_KEY_PREFIX = "email:"
 _SF_ACTIVITY_PREFIXES = ("00T", "02s")
 ISSUE_KIND = "email"
+CLAIM_STALE = timedelta(minutes=15)  # a claim this old is a crash's, whoever took it
+CLAIM_WAIT_S = 60.0  # how long the window waits for a session's claim on the same message
 
 Progress = Callable[[str], None]
 
@@ -96,6 +116,7 @@ class EmailStageResult:
     attachments_uploaded: int = 0
     attachments_skipped: int = 0
     messages_read: int = 0
+    in_progress: int = 0  # claimed by another save right now: retried next session
     issues: list[str] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -109,6 +130,7 @@ class EmailStageResult:
             "attachments_uploaded": self.attachments_uploaded,
             "attachments_skipped": self.attachments_skipped,
             "messages_read": self.messages_read,
+            "in_progress": self.in_progress,
             "issues": list(self.issues),
             "reasons": dict(self.reasons),
         }
@@ -123,6 +145,49 @@ def _iso(stamp: datetime) -> str:
 
 def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --- claims: one writer per message at a time -------------------------------------------------
+
+_live_claims: set[str] = set()  # this process's stages that may hold claims
+_live_lock = threading.Lock()
+
+
+def _new_claim_token() -> str:
+    token = f"{os.getpid()}:{uuid.uuid4().hex}"
+    with _live_lock:
+        _live_claims.add(token)
+    return token
+
+
+def _drop_claim_token(token: str) -> None:
+    with _live_lock:
+        _live_claims.discard(token)
+
+
+def _process_alive(pid: int) -> bool:
+    if sys.platform == "win32":
+        return True  # no safe probe without a dependency: the age limit decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_is_dead(token: str) -> bool:
+    """True when the claim's holder is gone: a stage of this process that ended, or another
+    process that no longer runs (a crash). Other processes' live claims are kept."""
+    pid_text, _, _ = token.partition(":")
+    if not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        with _live_lock:
+            return token not in _live_claims
+    return not _process_alive(pid)
 
 
 class EmailStore:
@@ -173,6 +238,44 @@ class EmailStore:
             ),
         )
 
+    def claim(self, keys: Sequence[str], token: str) -> tuple[set[str], set[str]]:
+        """Claim the pending rows of `keys` for `token` (one transaction); returns (claimed,
+        done): keys neither claimed nor done are being written by someone else right now."""
+        now = datetime.now(UTC)
+        stale = _iso(now - CLAIM_STALE)
+        claimed: set[str] = set()
+        done: set[str] = set()
+        with self.db.transaction() as tx:
+            for key in keys:
+                row = tx.execute(
+                    "SELECT state, claim_token, claimed_at FROM email_saves WHERE save_key = ?",
+                    (key,),
+                ).fetchone()
+                if row is None:
+                    continue
+                if row["state"] == "done":
+                    done.add(key)
+                    continue
+                holder = row["claim_token"]
+                if holder and holder != token:
+                    fresh = str(row["claimed_at"] or "") >= stale
+                    if fresh and not claim_is_dead(str(holder)):
+                        continue
+                tx.execute(
+                    "UPDATE email_saves SET claim_token = ?, claimed_at = ? WHERE save_key = ?",
+                    (token, _iso(now), key),
+                )
+                claimed.add(key)
+        return claimed, done
+
+    def release(self, keys: Iterable[str], token: str) -> None:
+        with self.db.transaction() as tx:
+            tx.executemany(
+                "UPDATE email_saves SET claim_token = NULL, claimed_at = NULL"
+                " WHERE save_key = ? AND claim_token = ?",
+                [(key, token) for key in keys],
+            )
+
     def threads(self) -> list[ThreadMark]:
         rows = self.db.connect().execute(
             "SELECT conversation_id, since, related_to_id FROM email_threads"
@@ -192,6 +295,7 @@ class _Plan:
     skipped_files: list[AttachmentRef] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     salesforce_id: str | None = None
+    recovered: bool = False  # the activity was found already in Salesforce (by its key)
 
 
 # --- messages -> rules input ------------------------------------------------------------------
@@ -252,6 +356,29 @@ def _notes(plan: _Plan, max_mb: int) -> str:
             f"{max_mb} MB."
         )
     return "\n".join(lines)
+
+
+_RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10))}
+    | {f"LPT{i}" for i in range(1, 10)}
+)
+
+
+def safe_file_name(name: str, limit: int = 255) -> str:
+    """An attachment's name as uploaded: the last path part only (no ``../``, no drive), no
+    control characters, no Windows device name (``CON``, ``aux.txt``: prefixed with ``_``),
+    at most `limit` characters with the extension kept; ``attachment`` when nothing is left."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    base = "".join(c for c in base if c.isprintable()).strip(" .")
+    if not base:
+        return "attachment"
+    if base.split(".")[0].upper() in _RESERVED_NAMES:
+        base = "_" + base
+    if len(base) > limit:
+        stem, dot, ext = base.rpartition(".")
+        keep = f"{dot}{ext}" if dot and 0 < len(ext) <= 16 else ""
+        base = (stem if keep else base)[: limit - len(keep)] + keep
+    return base
 
 
 def _cut(text: str, limit: int) -> str:
@@ -360,6 +487,12 @@ class _Stage:
         self.first_enabling = True
         self._enhanced: bool | None = None
         self._retry_added: set[str] = set()
+        self.claim_token = _new_claim_token()
+        self.retry_when_busy = True  # a session re-reads a message claimed by another save
+
+    def close(self) -> None:
+        """This stage holds no claim any more (they are released as each save ends)."""
+        _drop_claim_token(self.claim_token)
 
     # -- setup ------------------------------------------------------------------------------
     def _tick(self, text: str) -> None:
@@ -413,11 +546,18 @@ class _Stage:
 
     # -- reading ----------------------------------------------------------------------------
     def run(self) -> EmailStageResult:
-        self.track_autoshare()
-        self.retry_failed()
-        for folder in (MessageFolder.SALESFORCE_EMAILS, MessageFolder.INBOX, MessageFolder.SENT):
-            self._tick(f"reading {folder.value}")
-            self.read_folder(folder)
+        try:
+            self.track_autoshare()
+            self.retry_failed()
+            for folder in (
+                MessageFolder.SALESFORCE_EMAILS,
+                MessageFolder.INBOX,
+                MessageFolder.SENT,
+            ):
+                self._tick(f"reading {folder.value}")
+                self.read_folder(folder)
+        finally:
+            self.close()
         self._tick("done")
         return self.result
 
@@ -449,9 +589,11 @@ class _Stage:
                 mailbox_id = payload.get("mailbox_id") if isinstance(payload, dict) else None
                 if isinstance(mailbox_id, str) and mailbox_id:
                     folder = str(payload.get("folder") or MessageFolder.INBOX.value)
+                    manual = payload.get("manual")
                     tx.execute(
-                        "INSERT OR REPLACE INTO email_retries (mailbox_id, folder) VALUES (?, ?)",
-                        (mailbox_id, folder),
+                        "INSERT OR REPLACE INTO email_retries (mailbox_id, folder, manual)"
+                        " VALUES (?, ?, ?)",
+                        (mailbox_id, folder, json.dumps(manual) if manual else ""),
                     )
                 tx.execute(
                     "UPDATE sync_issues SET resolution = 'retried' WHERE id = ?", (row["id"],)
@@ -459,13 +601,16 @@ class _Stage:
 
     def retry_failed(self) -> None:
         self.requeue_retried_issues()
-        rows = self.state.db.connect().execute("SELECT mailbox_id, folder FROM email_retries")
-        pending = [(str(r[0]), str(r[1])) for r in rows.fetchall()]
+        rows = self.state.db.connect().execute(
+            "SELECT mailbox_id, folder, manual FROM email_retries"
+        )
+        pending = [(str(r[0]), str(r[1]), _manual_from_json(r[2])) for r in rows.fetchall()]
         if not pending:
             return
         by_folder: dict[MessageFolder, list[BoxMessage]] = {}
+        chosen: list[tuple[MessageFolder, BoxMessage, ManualSave]] = []
         gone: list[str] = []
-        for mailbox_id, folder_name in pending:
+        for mailbox_id, folder_name, manual in pending:
             try:
                 message = self.mailbox.get_message(mailbox_id, with_body=True)
             except MailboxError as exc:
@@ -473,8 +618,15 @@ class _Stage:
                     continue
                 gone.append(mailbox_id)
                 continue
-            by_folder.setdefault(MessageFolder(folder_name), []).append(message)
+            if manual is not None:  # a Save Email: saved again as the user asked
+                chosen.append((MessageFolder(folder_name), message, manual))
+            else:
+                by_folder.setdefault(MessageFolder(folder_name), []).append(message)
         self._clear_retries(gone)
+        for folder, message, manual in chosen:
+            self.process(folder, [message], manual_save=manual)
+            if message.id not in self._retry_added:
+                self._clear_retries([message.id])
         for folder, messages in by_folder.items():
             self.process(folder, messages)
             # Cleared only once processed (a crash keeps them), unless they failed again.
@@ -484,12 +636,18 @@ class _Stage:
         with self.state.transaction() as tx:
             tx.executemany("DELETE FROM email_retries WHERE mailbox_id = ?", [(i,) for i in ids])
 
-    def _add_retry(self, message: BoxMessage, folder: MessageFolder) -> None:
+    def _add_retry(
+        self, message: BoxMessage, folder: MessageFolder, manual: ManualSave | None = None
+    ) -> None:
+        """Re-read the message next session; a Save Email keeps the user's choice with it."""
         self._retry_added.add(message.id)
+        chosen = _manual_to_json(manual)
         with self.state.transaction() as tx:
             tx.execute(
-                "INSERT OR REPLACE INTO email_retries (mailbox_id, folder) VALUES (?, ?)",
-                (message.id, folder.value),
+                "INSERT INTO email_retries (mailbox_id, folder, manual) VALUES (?, ?, ?)"
+                " ON CONFLICT(mailbox_id) DO UPDATE SET folder = excluded.folder,"
+                " manual = CASE WHEN excluded.manual != '' THEN excluded.manual ELSE manual END",
+                (message.id, folder.value, json.dumps(chosen) if chosen else ""),
             )
 
     # -- one page ---------------------------------------------------------------------------
@@ -637,15 +795,36 @@ class _Stage:
                 plan.attachments.append(ref)
 
     def save(self, folder: MessageFolder, plans: list[_Plan]) -> None:
+        # Intent rows first: a crash after the write finds them and looks the key up.
+        with self.state.transaction() as tx:
+            for plan in plans:
+                self.store.add_intent(tx, plan)
+        # Then the claims: another save of the same message (the window and a session at the
+        # same moment) must not pass the lookup below before this one's create is recorded.
+        claimed, done = self.store.claim([p.decision.key for p in plans], self.claim_token)
+        mine: list[_Plan] = []
+        for plan in plans:
+            if plan.decision.key in claimed:
+                mine.append(plan)
+            elif plan.decision.key in done:
+                self.result.already_saved += 1
+            else:
+                self.result.in_progress += 1
+                if self.retry_when_busy:
+                    self._add_retry(plan.message, folder, plan.rules_message.manual)
+        if not mine:
+            return
+        try:
+            self._save_claimed(folder, mine)
+        finally:
+            self.store.release([p.decision.key for p in mine], self.claim_token)
+
+    def _save_claimed(self, folder: MessageFolder, plans: list[_Plan]) -> None:
         for plan in plans:
             try:
                 self.describe_attachments(plan)
             except MailboxError as exc:
                 log.info("attachments of %s unavailable: %s", plan.message.id, exc)
-        # Intent rows first: a crash after the write finds them and looks the key up.
-        with self.state.transaction() as tx:
-            for plan in plans:
-                self.store.add_intent(tx, plan)
         # Look the keys up first (one query per page and kind): a crash between a write and its
         # record, or a state file lost since, finds the activity instead of writing it again.
         tasks = [p for p in plans if p.decision.target == "task"]
@@ -688,6 +867,7 @@ class _Stage:
                 plan = by_key.get(str(record.get(key_field) or "").lower())
                 if plan is not None and plan.salesforce_id is None:
                     plan.salesforce_id = record.id
+                    plan.recovered = True
 
     def _results(
         self, folder: MessageFolder, plans: Sequence[_Plan], results: Sequence[WriteResult]
@@ -708,10 +888,11 @@ class _Stage:
                     "mailbox_id": plan.message.id,
                     "folder": folder.value,
                     "target": plan.decision.target,
+                    "manual": _manual_to_json(plan.rules_message.manual),
                 },
             )
             if error is None or error.transient:
-                self._add_retry(plan.message, folder)
+                self._add_retry(plan.message, folder, plan.rules_message.manual)
 
     def finish(self, folder: MessageFolder, plan: _Plan) -> None:
         """Attachments first, then the record: a crash in between re-finds the activity (its
@@ -733,7 +914,7 @@ class _Stage:
         if not self.upload(plan, sf_id):
             # Keep the save pending: the next session re-reads the message, finds the
             # activity by its key and uploads what is missing.
-            self._add_retry(plan.message, folder)
+            self._add_retry(plan.message, folder, plan.rules_message.manual)
             return
         with self.state.transaction() as tx:
             tx.execute(
@@ -786,19 +967,28 @@ class _Stage:
             )
             .fetchall()
         }
+        # A recovered activity (a crash after an upload, or a lost state file) may have some
+        # files already: those with the same name are not uploaded again.
+        present = self._files_on(parent_id) if plan.recovered else Counter[str]()
         limit = self.max_mb * 1024 * 1024
         complete = True
         for ref in plan.attachments:
             if ref.id in done:
                 continue
+            name = safe_file_name(ref.name)
             item_key = f"{plan.decision.key}#{ref.id}"
+            if present[name] > 0:
+                present[name] -= 1
+                self._attachment_done(plan.decision.key, ref.id, "uploaded", None)
+                self.state.resolve_item_issues(ISSUE_KIND, [item_key], "uploaded")
+                continue
             try:
                 data = _read_bounded(ref.open(), limit)
                 if data is None:
                     raise FileTooLarge(ref.name, ref.size, limit)
                 uploaded = self.gateway.uploader.upload(
                     parent_id,
-                    ref.name,
+                    name,
                     data,
                     content_type=ref.content_type or "application/octet-stream",
                     as_attachment=self.as_attachment,
@@ -838,6 +1028,20 @@ class _Stage:
             self._attachment_done(plan.decision.key, ref.id, "uploaded", uploaded.id)
             self.state.resolve_item_issues(ISSUE_KIND, [item_key], "uploaded")
         return complete
+
+    def _files_on(self, parent_id: str) -> Counter[str]:
+        """Names of the files already on an activity (one query)."""
+        if self.as_attachment:
+            soql = select("Attachment", ["Id", "Name"], f"ParentId = {soql_quote(parent_id)}")
+            rows = self.gateway.client.query_all(soql, sobject="Attachment")
+            return Counter(str(r.get("Name") or "") for r in rows)
+        soql = select(
+            "ContentVersion",
+            ["Id", "Title"],
+            f"FirstPublishLocationId = {soql_quote(parent_id)} AND IsLatest = true",
+        )
+        rows = self.gateway.client.query_all(soql, sobject="ContentVersion")
+        return Counter(str(r.get("Title") or "") for r in rows)
 
     def _attachment_done(
         self, key: str, attachment_id: str, status: str, sf_id: str | None
@@ -882,6 +1086,36 @@ def _read_bounded(chunks: Iterator[bytes], limit: int) -> bytes | None:
             return None
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _manual_to_json(manual: ManualSave | None) -> dict[str, object] | None:
+    """The Save Email window's choice, to keep with a retry (folder and category saves are
+    seen again in the mailbox, so they need nothing kept)."""
+    if manual is None or manual.via != "window":
+        return None
+    return {
+        "via": manual.via,
+        "related_to_id": manual.related_to_id,
+        "autosave_thread": manual.autosave_thread,
+    }
+
+
+def _manual_from_json(text: object) -> ManualSave | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("via") != "window":
+        return None
+    related = data.get("related_to_id")
+    thread = data.get("autosave_thread")
+    return ManualSave(
+        via="window",
+        related_to_id=related if isinstance(related, str) and related else None,
+        autosave_thread=thread if isinstance(thread, bool) else None,
+    )
 
 
 def _task_key(plan: _Plan) -> str:
@@ -942,28 +1176,41 @@ def save_one_message(
     own_addresses: Sequence[str],
     now: datetime,
     run_id: int | None = None,
+    claim_wait_s: float = CLAIM_WAIT_S,
 ) -> tuple[str, EmailStageResult]:
     """Save one message the user chose (the Save Email window) through the stage's manual path:
-    same key, same intent rows, same recovery, so it is saved once whichever path comes first.
+    same key, same intent rows, same claim, same recovery, so it is saved once whichever path
+    comes first. While a session holds the message's claim this waits (up to `claim_wait_s`)
+    and then answers from what that session recorded; past the wait the message is left on the
+    retry list with the user's choice (``in_progress``).
     Returns the message's key and the counts (shared / already_saved / unresolved / failed)."""
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     rules = to_rules_message(message, manual)
     if rules is None:
         raise ValueError("the message has no date")
-    stage = _Stage(
-        gateway,
-        mailbox,
-        state,
-        snapshot,
-        user_id=user_id,
-        own_addresses=own_addresses,
-        now=now,
-        run_id=run_id,
-        progress=None,
-    )
-    stage.process(folder, [message], manual_save=manual)
-    return idempotency_key(rules), stage.result
+    deadline = time.monotonic() + claim_wait_s
+    while True:
+        last = time.monotonic() >= deadline
+        stage = _Stage(
+            gateway,
+            mailbox,
+            state,
+            snapshot,
+            user_id=user_id,
+            own_addresses=own_addresses,
+            now=now,
+            run_id=run_id,
+            progress=None,
+        )
+        stage.retry_when_busy = last
+        try:
+            stage.process(folder, [message], manual_save=manual)
+        finally:
+            stage.close()
+        if last or not stage.result.in_progress:
+            return idempotency_key(rules), stage.result
+        time.sleep(0.1)
 
 
 def unresolved_emails(state: SyncState) -> list[dict[str, str]]:
@@ -993,7 +1240,8 @@ def link_unresolved(
         state.db.connect()
         .execute(
             "SELECT u.salesforce_id, s.target FROM email_unresolved u"
-            " JOIN email_saves s ON s.save_key = u.save_key WHERE u.save_key = ?",
+            " JOIN email_saves s ON s.save_key = u.save_key"
+            " WHERE u.save_key = ? AND u.linked_to IS NULL",
             (save_key,),
         )
         .fetchone()

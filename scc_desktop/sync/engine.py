@@ -35,6 +35,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from scc_desktop.sync.fields import FIELDS, FieldValue, Kind, fields_hash, normalize, project
 from scc_desktop.sync.guard import GuardVerdict, check_mass_delete, restore_deletions
@@ -68,7 +69,12 @@ from scc_desktop.sync.state import Link, SyncState
 
 log = logging.getLogger(__name__)
 
-KIND_LABEL: Mapping[Kind, str] = {"contact": "contact", "event": "calendar item", "task": "task"}
+KIND_LABEL: Mapping[Kind, str] = {
+    "contact": "contact",
+    "event": "calendar item",
+    "task": "task",
+    "task_calendar": "Salesforce task in the calendar",
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,13 @@ class KindOptions:
     propagate_mailbox_deletes: bool = False
     mass_delete_min: int = 10
     mass_delete_ratio: float = 0.2
+    # Calendar: links set aside (or tombstones) whose item ended before this moment are pruned,
+    # as such an item can no longer come back into the window (see `SyncState.prune_detached`).
+    expire_before: datetime | None = None
+    # A read-only mirror of Salesforce (Tasks shown in the calendar): a record that leaves the
+    # Salesforce scope takes its mailbox copy with it, a copy deleted in the mailbox comes back,
+    # and mailbox edits are overwritten without a conflict to ask about.
+    mirror: bool = False
 
     @property
     def rules(self) -> Rules:
@@ -123,6 +136,7 @@ class KindResult:
     failed_items: int = 0
     conflicts: int = 0
     stopped: bool = False  # held by the mass-deletion guard
+    pruned: int = 0  # set-aside links forgotten because their item left the window for good
 
     @property
     def changes(self) -> int:
@@ -140,6 +154,7 @@ class _Changes:
     full: bool = False
     cursor: str | None = None
     retried: set[str] = field(default_factory=set)
+    aside: dict[str, SideItem] = field(default_factory=dict)  # departed items, when known
 
 
 @dataclass
@@ -253,6 +268,12 @@ class KindSession:
                 self.state.clear_retries(
                     self.kind, side, changes[side].retried - self._failed_ids[side]
                 )
+            if self.options.expire_before is not None:
+                self.result.pruned = self.state.prune_detached(
+                    self.kind, _moment_text(self.options.expire_before)
+                )
+        if self.result.pruned:
+            log.info("%d set-aside %s link(s) pruned", self.result.pruned, self.kind)
         self._emit("done", len(work), len(work))
         return self.result
 
@@ -279,6 +300,12 @@ class KindSession:
         if retry:
             changes.retried = retry
             self._confirm(side, changes, retry)
+        if self.options.expire_before is not None:
+            # where the departed items now lie decides when their links may be pruned; the
+            # mailbox answers from what it just read (no call)
+            unknown = sorted(changes.departed - set(changes.aside))
+            if unknown:
+                changes.aside.update((i.id, i) for i in repo.get(unknown))
         return changes
 
     @staticmethod
@@ -308,6 +335,7 @@ class KindSession:
                 self._note(changes, item_id, item)
             else:
                 self._note(changes, item_id, None, changes.departed)
+                changes.aside[item_id] = item
 
     def _project(self, item: SideItem) -> dict[str, FieldValue]:
         return project(self.kind, item.fields, self.names)
@@ -371,6 +399,10 @@ class KindSession:
                     planned[other] = replace(planned[other], fields={**theirs, **keep})
             base = None
         action = plan(planned["mailbox"], planned["salesforce"], base, self.rules)
+        source = planned["salesforce"].fields
+        if self.options.mirror and action.link is LinkChange.DETACH_MAILBOX and source:
+            # a mirrored copy deleted in the mailbox is put back, as any edit there is
+            action = Action(Op.CREATE, Op.NONE, LinkChange.UPDATE, dict(source))
         w = _Work(action, link, ids, items, planned, replaces=replaces, dirty=dirty, actual=actual)
         self._trim(w)
         return w
@@ -467,9 +499,27 @@ class KindSession:
         out = self._out_side(link)
         if out is not None:
             return self._pair_detached(link, out, ids, changes)
+        if departed and self.options.mirror and "salesforce" in departed:
+            return self._withdrawn(link, ids, changes)
         if departed:
             return self._set_aside(link, ids, departed, changes)
         return self._returning(link, ids, changes, dirty=False)
+
+    def _withdrawn(
+        self, link: Link, ids: dict[Side, str | None], changes: dict[Side, _Changes]
+    ) -> _Work:
+        """A mirrored record left the Salesforce scope (closed, moved out of the window): its
+        mailbox copy goes and the link is dropped."""
+        item = changes["mailbox"].upserted.get(ids["mailbox"] or "")
+        gone = SideState(Status.DELETED)
+        op = Op.DELETE if ids["mailbox"] is not None else Op.NONE
+        return _Work(
+            Action(op, Op.NONE, LinkChange.DROP),
+            link,
+            ids,
+            {"mailbox": item, "salesforce": None},
+            {"mailbox": gone, "salesforce": gone},
+        )
 
     def _pair_detached(
         self, link: Link, out: Side, ids: dict[Side, str | None], changes: dict[Side, _Changes]
@@ -479,22 +529,33 @@ class KindSession:
         out_id, present_id = ids[out], ids[present]
         if out_id is not None and out_id in changes[out].upserted:  # back in scope
             if present_id is not None and present_id in changes[present].departed:
-                return self._relinked(link.detached(present), ids)  # the partner is out now
-            return self._returning(replace(link, state="active"), ids, changes)
+                return self._relinked(  # the partner is out now
+                    self._aside_until(link.detached(present), [changes[present].aside]), ids
+                )
+            return self._returning(replace(link, state="active", aside_until=None), ids, changes)
         if out_id is not None and out_id in changes[out].removed:  # deleted while out of scope
             return (
                 self._dropped(link, ids)
                 if present_id is None
                 else (self._relinked(link.cleared(out), ids))
             )
+        # an item that moved again while out of scope: its link lives until its new end
+        known = [
+            changes[side].aside
+            for side in SIDES
+            if ids[side] is not None and ids[side] in changes[side].aside
+        ]
+        later = self._aside_until(link, known) if known else link
+        moved = later.aside_until != link.aside_until
         if present_id is None or present_id in changes[present].departed:
-            return None
+            return self._relinked(later, ids) if moved else None
         state, _ = self._side_state(link, present, changes[present])
         if state.status is not Status.DELETED:
-            return None  # a tombstone keeps the present item from being re-created over there
+            # a tombstone keeps the present item from being re-created over there
+            return self._relinked(later, ids) if moved else None
         if out_id is None:
             return self._dropped(link, ids)
-        return self._relinked(link.cleared(present), ids)  # out of scope and its partner gone
+        return self._relinked(later.cleared(present), ids)  # out of scope and its partner gone
 
     def _relinked(self, link: Link, ids: dict[Side, str | None]) -> _Work:
         """Save a changed link row; no item is written."""
@@ -578,6 +639,7 @@ class KindSession:
     ) -> _Work:
         """A side left the scope: nothing is deleted anywhere, and the link keeps the ids, so the
         item re-attaches (and merges) when it comes back instead of being created again."""
+        link = self._aside_until(link, [changes[side].aside for side in departed])
         if len(departed) == 2:
             return self._relinked(link.detached("mailbox"), ids)
         out = departed[0]
@@ -585,6 +647,21 @@ class KindSession:
         state, _ = self._side_state(link, other, changes[other])
         kept = link.cleared(other) if state.status is Status.DELETED else link
         return self._relinked(kept.detached(out), ids)
+
+    def _aside_until(self, link: Link, known: Sequence[Mapping[str, SideItem]]) -> Link:
+        """The link with `aside_until`: the latest end of its item, as last synced or as the
+        side that left holds it now (a meeting moved far ahead keeps its link until then)."""
+        if self.options.expire_before is None:
+            return link
+        ends = [link.base.get("end"), link.base.get("start"), link.aside_until]
+        for items in known:
+            for side in SIDES:
+                item_id = link.side_id(side)
+                item = items.get(item_id) if item_id is not None else None
+                if item is not None:
+                    ends.extend((item.fields.get("end"), item.fields.get("start")))
+        moments = [_moment_text(e) for e in ends if isinstance(e, str) and e]
+        return replace(link, aside_until=max(moments)) if moments else link
 
     def _match_and_plan(
         self, new_mb: list[SideItem], new_sf: list[SideItem], changes: dict[Side, _Changes]
@@ -711,6 +788,7 @@ class KindSession:
         # per Graph $batch): a chunk is the larger size, split per side below.
         size = max(1, *(repo.max_batch for repo in self.repos.values()))
         writers = ((Op.CREATE, self._create), (Op.UPDATE, self._update), (Op.DELETE, self._delete))
+        self._prepare_writes(todo)
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
             self._journal_pairs(
@@ -726,6 +804,24 @@ class KindSession:
                 for w in chunk:
                     self._settle(w)
             self._emit("applying", min(start + size, len(todo)), len(todo))
+
+    def _prepare_writes(self, todo: Sequence[_Work]) -> None:
+        """Let a side look up what all of the session's writes need at once (Salesforce: the
+        Accounts of the contacts' companies), instead of once per batch."""
+        for side in SIDES:
+            prepare = getattr(self.repos[side], "prepare_writes", None)
+            if prepare is None:
+                continue
+            sent: list[Mapping[str, FieldValue]] = []
+            for w in todo:
+                op = w.action.op(side)
+                if op is Op.CREATE:
+                    sent.append(self._sent(side, w))
+                elif op is Op.UPDATE:  # the fields it changes (None: not trimmed, all of them)
+                    values, changed = self._sent(side, w), w.changed.get(side)
+                    sent.append(values if changed is None else {n: values.get(n) for n in changed})
+            if sent:
+                prepare(sent)
 
     def _has_work(self, w: _Work) -> bool:
         """Writes, a link change, or at least a version to refresh (a server-side touch)."""
@@ -887,7 +983,7 @@ class KindSession:
         self._save_link(w)
         if w.key is not None:
             self.state.finish_intents([w.key])
-        if action.conflict is not None:
+        if action.conflict is not None and not self.options.mirror:
             self._record_conflict(w)
         self.state.resolve_item_issues(self.kind, [w.item_key()], "synced")
 
@@ -1013,6 +1109,18 @@ class KindSession:
     def _emit(self, phase: str, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(Progress(self.kind, phase, done, total))
+
+
+def _moment_text(value: datetime | str) -> str:
+    """A moment as sortable UTC text ('...Z'); a bare date is its midnight."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = value.strip()
+    if len(text) == 10:
+        return f"{text}T00:00:00Z"
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return _moment_text(parsed)
 
 
 def _jsonable(fields: Mapping[str, FieldValue]) -> dict[str, object]:

@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Literal, cast
 
-Kind = Literal["contact", "event", "task"]
+Kind = Literal["contact", "event", "task", "task_calendar"]
 KINDS: tuple[Kind, ...] = ("contact", "event", "task")
+"""The two-way kinds. "task_calendar" is Salesforce Tasks shown as read-only calendar items
+(`show_sf_tasks_in_calendar`): one-way, its own links and cursors, run only when wanted."""
 
 FieldValue = str | bool | int | tuple[str, ...] | None
 """A normalized value: text, flag, number, a sorted tuple (attendees), or None for empty."""
@@ -121,6 +123,8 @@ _SCHEMA: dict[Kind, dict[str, Normalizer]] = {
         "show_as": _enum,
         "is_private": _bool,
         "attendees": _emails,
+        # attendees' answers, "address:accepted|declined|tentative" (no answer, no entry)
+        "responses": _emails,
         "ical_uid": _text,
     },
     "task": {
@@ -128,6 +132,11 @@ _SCHEMA: dict[Kind, dict[str, Normalizer]] = {
         "due_date": _date,
         "status": _enum,
         "priority": _enum,
+        "description": _multiline,
+    },
+    "task_calendar": {
+        "subject": _text,
+        "due_date": _date,
         "description": _multiline,
     },
 }
@@ -138,6 +147,7 @@ MATCH_KEYS: Mapping[Kind, tuple[tuple[str, ...], ...]] = {
     "contact": (("email",), ("first_name", "last_name", "company")),
     "event": (("ical_uid",), ("subject", "start")),
     "task": (("subject", "due_date"),),
+    "task_calendar": (("subject", "due_date"),),
 }
 """First-run matching keys, strongest first; a key with an empty part never matches."""
 

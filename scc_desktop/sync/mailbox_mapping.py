@@ -25,6 +25,7 @@ from scc_desktop.mailbox.types import (
     Contact,
     Importance,
     PostalAddress,
+    ResponseStatus,
     ShowAs,
     TaskStatus,
     TodoTask,
@@ -63,6 +64,7 @@ EVENT_FIELDS = frozenset(
         "show_as",
         "is_private",
         "attendees",
+        "responses",
     }
 )
 TASK_FIELDS = frozenset({"subject", "due_date", "status", "priority", "description"})
@@ -188,8 +190,16 @@ def is_meeting(event: CalendarEvent) -> bool:
     return bool(event.attendees)
 
 
+def has_category(event: CalendarEvent, name: str) -> bool:
+    return any(c.strip().lower() == name.lower() for c in event.categories)
+
+
 def event_in_scope(event: CalendarEvent, scope: EventScope) -> bool:
+    """A Salesforce Task shown in the calendar (its own category) is never a calendar item to
+    save, whatever the auto-sharing switches say."""
     if event.is_cancelled or event.occurrence_type.value == "seriesMaster":
+        return False
+    if has_category(event, SALESFORCE_TASKS_CATEGORY):
         return False
     if event.is_private and not scope.private:
         return False
@@ -218,9 +228,27 @@ def event_fields(event: CalendarEvent) -> dict[str, FieldValue]:
             "show_as": _SHOW_AS_OUT.get(event.show_as),
             "is_private": event.is_private,
             "attendees": [a.address.email for a in event.attendees],
+            "responses": attendee_responses(event),
             "ical_uid": event.ical_uid,
         },
     )
+
+
+_RESPONSE_OUT: Mapping[ResponseStatus, str] = {
+    ResponseStatus.ACCEPTED: "accepted",
+    ResponseStatus.DECLINED: "declined",
+    ResponseStatus.TENTATIVE: "tentative",
+}
+
+
+def attendee_responses(event: CalendarEvent) -> list[str]:
+    """The attendees' answers as "address:accepted|declined|tentative"; an attendee who has not
+    answered (none, notResponded) or the organizer has no entry."""
+    return [
+        f"{a.address.email}:{_RESPONSE_OUT[a.response]}"
+        for a in event.attendees
+        if a.address.email and a.response in _RESPONSE_OUT
+    ]
 
 
 def _moment(value: str) -> datetime:
@@ -270,6 +298,59 @@ def event_from_fields(
         body_text=_str(fields, "description"),
         is_private=private,
         show_as=show,
+        sync_key=sync_key if sync_key is not None else current.sync_key,
+    )
+
+
+# --- Salesforce Tasks shown in the calendar ----------------------------------------------------
+
+SALESFORCE_TASKS_CATEGORY = "Salesforce Tasks"
+"""The category of the read-only calendar items that show Salesforce Tasks."""
+TASK_CALENDAR_FIELDS = frozenset({"subject", "due_date", "description"})
+
+
+def task_calendar_fields(event: CalendarEvent) -> dict[str, FieldValue]:
+    """A shown Task's calendar item: its subject, the day it lies on, its body."""
+    day = event.start_date if event.is_all_day and event.start_date else event.start.date()
+    return normalize(
+        "task_calendar",
+        {"subject": event.subject, "due_date": day, "description": event.body_text},
+    )
+
+
+def task_calendar_event(
+    fields: Mapping[str, FieldValue],
+    base: CalendarEvent | None = None,
+    *,
+    sync_key: str | None = None,
+) -> CalendarEvent:
+    """An all-day, free (it blocks no time) calendar item on the Task's due date, in its own
+    category; an update keeps whatever else the item has."""
+    fields = normalize("task_calendar", fields)
+    due = _str(fields, "due_date")
+    if not due:
+        raise ValueError("a Salesforce Task shown in the calendar needs a due date")
+    day = date.fromisoformat(due[:10])
+    after = day + timedelta(days=1)
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    end = datetime.combine(after, datetime.min.time(), UTC)
+    current = base or CalendarEvent(
+        id="",
+        subject="",
+        start=start,
+        end=end,
+        categories=(SALESFORCE_TASKS_CATEGORY,),
+        show_as=ShowAs.FREE,
+    )
+    return replace(
+        current,
+        subject=_str(fields, "subject"),
+        start=start,
+        end=end,
+        is_all_day=True,
+        start_date=day,
+        end_date=after,
+        body_text=_str(fields, "description"),
         sync_key=sync_key if sync_key is not None else current.sync_key,
     )
 

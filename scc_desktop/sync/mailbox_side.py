@@ -47,6 +47,8 @@ from scc_desktop.sync.fields import FieldValue, Kind, match_keys
 from scc_desktop.sync.mailbox_mapping import (
     CONTACT_FIELDS,
     EVENT_FIELDS,
+    SALESFORCE_TASKS_CATEGORY,
+    TASK_CALENDAR_FIELDS,
     TASK_FIELDS,
     EventScope,
     contact_fields,
@@ -54,6 +56,9 @@ from scc_desktop.sync.mailbox_mapping import (
     event_fields,
     event_from_fields,
     event_in_scope,
+    has_category,
+    task_calendar_event,
+    task_calendar_fields,
     task_fields,
     task_from_fields,
 )
@@ -75,6 +80,7 @@ T2 = TypeVar("T2")
 R = TypeVar("R")
 
 GRAPH_BATCH = 20  # Graph $batch takes 20 requests
+GRAPH_IN_FLIGHT = 4  # and a mailbox takes 4 requests in flight
 
 
 def _total(mailbox: Mailbox) -> int:
@@ -129,7 +135,8 @@ class _MailboxRepository(Generic[T]):
 
     @property
     def max_batch(self) -> int:
-        return GRAPH_BATCH
+        # four $batch calls' worth: the connector sends them at once (Graph's 4 per mailbox)
+        return GRAPH_BATCH * GRAPH_IN_FLIGHT
 
     def api_calls(self) -> Mapping[str, int]:
         """Calls made through this repository only (the three share one mailbox client)."""
@@ -445,7 +452,7 @@ class MailboxContacts(_MailboxRepository[Contact]):
         return not item.folder or item.folder == self._folder_id
 
     def read_changes(self, cursor: str | None) -> Iterator[ChangePage]:
-        delta_cursor, known = _split_cursor(cursor)
+        delta_cursor, known, default_cursor = _split_cursor(cursor)
         full = False
         last = delta_cursor
         seen: set[str] = set()
@@ -454,9 +461,81 @@ class MailboxContacts(_MailboxRepository[Contact]):
             if page.full_sync and page.done:
                 self._listed = True
             last = page.cursor
-            out = self._page(page, _join_cursor(last, known))
+            out = self._page(page, _join_cursor(last, known, default_cursor))
             seen.update(i.id for i in out.upserted)
             yield out
+        if self._counted(self.mailbox.default_contacts_folder):
+            yield self._categorized_by_delta(last, known, default_cursor, full, seen)
+        else:  # the default folder is unknown: the filtered list (one call per 1,000)
+            yield self._categorized_by_list(last, known, full, seen)
+
+    def _categorized(self, item: Contact) -> bool:
+        return any(c.strip().lower() == SALESFORCE_CATEGORY.lower() for c in item.categories)
+
+    def _categorized_by_delta(
+        self,
+        last: str | None,
+        known: Mapping[str, str] | None,
+        default_cursor: str | None,
+        full: bool,
+        seen: set[str],
+    ) -> ChangePage:
+        """Contacts of the default folder categorized "Salesforce", from a delta of that folder
+        filtered here: a quiet session costs one call whatever the number of shared contacts.
+
+        `known` (their versions at the last session) tells a contact that lost the category
+        (departed) from one never shared. A full pass of our own folder lists the default
+        folder in full too (the engine takes what a full pass does not list as deleted)."""
+        relist = full or known is None or default_cursor is None
+        versions: dict[str, str] = {} if relist or known is None else dict(known)
+        upserted: list[SideItem] = []
+        departed: list[str] = []
+        removed_ids: list[str] = []
+        listed_in_full = relist
+        out_cursor = default_cursor
+        latest: dict[str, Contact | None] = {}  # the last news of each id in this pass
+        pages = self.mailbox.read_default_contacts(None if relist else default_cursor)
+        for page in self._metered(pages):
+            listed_in_full = listed_in_full or page.full_sync
+            out_cursor = page.cursor
+            for change in page.changes:
+                latest[change.id] = change.item
+        for item_id, item in latest.items():
+            if item is not None and self._categorized(item):
+                side_item = self._remember(item)
+                if relist or known is None or known.get(item_id) != item.version:
+                    upserted.append(side_item)
+                versions[item_id] = item.version
+            elif known is not None and item_id in known and item_id not in seen:
+                versions.pop(item_id, None)
+                if item is None:  # gone from the folder: deleted or moved away
+                    removed_ids.append(item_id)
+                else:  # still there, without the category
+                    departed.append(item_id)
+        listed = {i.id for i in upserted} | set(versions)
+        if listed_in_full and known is not None:
+            # a full pass lists every categorized contact: the known ones it did not list
+            removed_ids += [i for i in known if i not in listed and i not in seen]
+        missing = list(dict.fromkeys(removed_ids))
+        # one get-by-ids call tells deleted (removed) from moved elsewhere (departed)
+        still_there = self._counted(lambda: self._fetch(missing)) if missing else {}
+        removed = [i for i in missing if i not in still_there]
+        departed += [i for i in missing if i in still_there]
+        return ChangePage(
+            upserted,
+            removed,
+            _join_cursor(last or "", versions, out_cursor),
+            full=full,
+            departed=list(dict.fromkeys(departed)),
+        )
+
+    def _categorized_by_list(
+        self,
+        last: str | None,
+        known: Mapping[str, str] | None,
+        full: bool,
+        seen: set[str],
+    ) -> ChangePage:
         categorized = self._counted(lambda: list(self.mailbox.list_categorized_contacts()))
         versions = {c.id: c.version for c in categorized}
         relist = full or known is None
@@ -471,32 +550,41 @@ class MailboxContacts(_MailboxRepository[Contact]):
         still_there = self._counted(lambda: self._fetch(missing)) if missing else {}
         removed = [i for i in missing if i not in still_there]
         departed = [i for i in missing if i in still_there]
-        yield ChangePage(
+        return ChangePage(
             upserted, removed, _join_cursor(last or "", versions), full=full, departed=departed
         )
 
 
-def _split_cursor(cursor: str | None) -> tuple[str | None, dict[str, str] | None]:
-    """(delta cursor, categorized contacts' versions) of a contacts cursor; (None, None) to
-    start over."""
+def _split_cursor(
+    cursor: str | None,
+) -> tuple[str | None, dict[str, str] | None, str | None]:
+    """(delta cursor, categorized contacts' versions, default folder's delta cursor) of a
+    contacts cursor; Nones to start over."""
     if not cursor:
-        return None, None
+        return None, None, None
     try:
         data = json.loads(cursor)
     except ValueError:
-        return None, None
+        return None, None, None
     if not isinstance(data, dict) or "d" not in data:
-        return None, None
+        return None, None, None
     delta = data.get("d")
     known = data.get("c")
+    default = data.get("x")
     return (
         delta if isinstance(delta, str) and delta else None,
         {str(k): str(v) for k, v in known.items()} if isinstance(known, dict) else None,
+        default if isinstance(default, str) and default else None,
     )
 
 
-def _join_cursor(delta: str | None, known: Mapping[str, str] | None) -> str:
-    return json.dumps({"d": delta or "", "c": dict(known) if known is not None else None})
+def _join_cursor(
+    delta: str | None, known: Mapping[str, str] | None, default: str | None = None
+) -> str:
+    data: dict[str, object] = {"d": delta or "", "c": dict(known) if known is not None else None}
+    if default:
+        data["x"] = default
+    return json.dumps(data)
 
 
 def _scope_key(scope: EventScope) -> str:
@@ -521,8 +609,9 @@ class MailboxEvents(_MailboxRepository[CalendarEvent]):
 
     _kind: Kind = "event"
     _fields = EVENT_FIELDS
-    # read from the mailbox, never written to it (that would send invitations): see ports
-    read_only = frozenset({"attendees"})
+    # read from the mailbox, never written to it (that would send invitations, or answer for
+    # someone else): see ports
+    read_only = frozenset({"attendees", "responses"})
 
     def __init__(
         self, mailbox: Mailbox, scope: EventScope, window: tuple[datetime, datetime]
@@ -617,6 +706,36 @@ class MailboxEvents(_MailboxRepository[CalendarEvent]):
         return replace(out, upserted=upserted, removed=removed, departed=departed)
 
 
+class MailboxTaskCalendar(MailboxEvents):
+    """The calendar items showing Salesforce Tasks (`show_sf_tasks_in_calendar`): the window's
+    items in the "Salesforce Tasks" category, kind "task_calendar", written from Salesforce
+    only. Its own delta cursor; the category is created once, like "Salesforce"."""
+
+    _kind: Kind = "task_calendar"
+    _fields = TASK_CALENDAR_FIELDS
+    read_only: frozenset[str] = frozenset()
+
+    def __init__(self, mailbox: Mailbox, window: tuple[datetime, datetime]) -> None:
+        super().__init__(mailbox, EventScope(), window)
+
+    def ensure_category(self) -> None:
+        ensure = getattr(self.mailbox, "ensure_category", None)
+        if callable(ensure):
+            self._counted(lambda: ensure(SALESFORCE_TASKS_CATEGORY))
+
+    def _to_fields(self, item: CalendarEvent) -> dict[str, FieldValue]:
+        return task_calendar_fields(item)
+
+    def _in_scope(self, item: CalendarEvent) -> bool:
+        return not item.is_cancelled and has_category(item, SALESFORCE_TASKS_CATEGORY)
+
+    def _new(self, new: NewItem) -> CalendarEvent:
+        return task_calendar_event(new.fields, sync_key=new.correlation_key)
+
+    def _changed(self, change: ItemUpdate, base: CalendarEvent | None) -> CalendarEvent:
+        return replace(task_calendar_event(change.fields, base), id=change.id)
+
+
 class MailboxTasks(_MailboxRepository[TodoTask]):
     """The "Salesforce Tasks" To Do list; every synced field is written, so no base is needed."""
 
@@ -691,3 +810,10 @@ def mailbox_repositories(
         "event": MailboxEvents(mailbox, event_scope(settings), calendar_window(settings, now)),
         "task": MailboxTasks(mailbox),
     }
+
+
+def task_calendar_repository(
+    mailbox: Mailbox, settings: SettingsSnapshot, *, now: datetime
+) -> MailboxTaskCalendar:
+    """The calendar items showing Salesforce Tasks, for a session that runs that kind."""
+    return MailboxTaskCalendar(mailbox, calendar_window(settings, now))

@@ -7,9 +7,11 @@ a value read back after our own write hashes exactly like the value we wrote.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from scc_desktop.sync.fields import FieldValue, normalize
 
@@ -327,3 +329,205 @@ def _plain(value: FieldValue) -> Any:
     if value in ("", ()):
         return None
     return value
+
+
+# --- attendee responses -------------------------------------------------------------------------
+
+TENTATIVE_COMMENT = "Tentatively accepted"
+"""EventRelation.Status has no tentative answer (New, Accepted, Declined: the Undecided,
+Accepted and Declined relation views): a tentative answer stays New with this Response."""
+RESPONSE_TO_SF: Mapping[str, tuple[str, str | None]] = {
+    "accepted": ("Accepted", None),
+    "declined": ("Declined", None),
+    "tentative": ("New", TENTATIVE_COMMENT),
+}
+
+
+def parse_responses(value: FieldValue) -> dict[str, str]:
+    """The `responses` field ("address:answer" entries) as {address: answer}."""
+    out: dict[str, str] = {}
+    if isinstance(value, tuple):
+        for entry in value:
+            address, _, answer = entry.rpartition(":")
+            if address and answer in RESPONSE_TO_SF:
+                out[address.lower()] = answer
+    return out
+
+
+def relation_answer(status: object, response: object) -> str | None:
+    """An EventRelation's Status (and Response) as a neutral answer; None when unanswered."""
+    if status == "Accepted":
+        return "accepted"
+    if status == "Declined":
+        return "declined"
+    if status == "New" and response == TENTATIVE_COMMENT:
+        return "tentative"
+    return None
+
+
+# --- calendar items saved as Tasks --------------------------------------------------------------
+
+CALENDAR_KEY_PREFIX = "cal-"
+"""A Task saved from a calendar item carries its sync key with this prefix: it is how the
+calendar's Task scope finds them and how the tasks kind (the To Do list) leaves them out."""
+CALENDAR_MARK = "── Calendar item ──"
+"""The line that starts the calendar lines at the end of such a Task's Comments."""
+CALENDAR_TASK_SELECT: tuple[str, ...] = (
+    "Subject",
+    "ActivityDate",
+    "Description",
+    "Status",
+    "OwnerId",
+    "IsClosed",
+    "TaskSubtype",
+    "WhoId",
+    "Who.Email",
+    "LastModifiedDate",
+    SYNC_KEY,
+)
+CALENDAR_TASK_TEXT: frozenset[str] = frozenset(
+    {"start", "end", "is_all_day", "location", "description"}
+)
+"""The event fields a Task keeps in its Comments (and its date): a change to any rewrites them."""
+_TIMED = re.compile(
+    r"^When: (\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2}) – (?:(\d{4}-\d{2}-\d{2}) )?(\d{2}):(\d{2})"
+    r" \(([^)]+)\)$"
+)
+_ALL_DAY = re.compile(r"^When: (\d{4}-\d{2}-\d{2})(?: – (\d{4}-\d{2}-\d{2}))? \(all day\)$")
+
+
+def zone_label(zone: tzinfo) -> str:
+    key = getattr(zone, "key", None)
+    if isinstance(key, str) and key:
+        return key
+    offset = zone.utcoffset(None) or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _zone_named(label: str, fallback: tzinfo) -> tzinfo:
+    try:
+        return ZoneInfo(label)
+    except (ValueError, ZoneInfoNotFoundError):
+        return fallback
+
+
+def calendar_day(fields: Mapping[str, FieldValue], zone: tzinfo) -> date | None:
+    """The Task's ActivityDate for an event: its start date in the user's zone (an all-day
+    item's own first date)."""
+    if fields.get("is_all_day"):
+        return _as_date(fields.get("start"))
+    start = _as_datetime(fields.get("start"))
+    return start.astimezone(zone).date() if start is not None else None
+
+
+def calendar_lines(fields: Mapping[str, FieldValue], zone: tzinfo) -> str:
+    """The calendar lines: when (in the user's zone) and where."""
+    if fields.get("is_all_day"):
+        first = _as_date(fields.get("start"))
+        after = _as_date(fields.get("end"))
+        if first is None:
+            return ""
+        last = max(first, (after - timedelta(days=1)) if after else first)
+        when = f"{first} (all day)" if last == first else f"{first} – {last} (all day)"
+    else:
+        start = _as_datetime(fields.get("start"))
+        if start is None:
+            return ""
+        end = max(_as_datetime(fields.get("end")) or start, start)
+        a, b = start.astimezone(zone), end.astimezone(zone)
+        until = b.strftime("%H:%M") if b.date() == a.date() else b.strftime("%Y-%m-%d %H:%M")
+        when = f"{a:%Y-%m-%d %H:%M} – {until} ({zone_label(zone)})"
+    lines = [CALENDAR_MARK, f"When: {when}"]
+    location = fields.get("location")
+    if isinstance(location, str) and location:
+        lines.append(f"Where: {location}")
+    return "\n".join(lines)
+
+
+def calendar_task_description(fields: Mapping[str, FieldValue], zone: tzinfo) -> str | None:
+    body = fields.get("description")
+    text = body if isinstance(body, str) else ""
+    lines = calendar_lines(fields, zone)
+    return "\n\n".join(part for part in (text, lines) if part) or None
+
+
+def calendar_task_to_sf(
+    fields: Mapping[str, FieldValue], names: Collection[str], zone: tzinfo, now: datetime
+) -> dict[str, Any]:
+    """Subject; the date, Comments (the body and the calendar lines), Type Meeting and the
+    Status when the time, place or body changed: Completed once the item has ended, else Not
+    Started (Salesforce users may change it afterwards)."""
+    row: dict[str, Any] = {}
+    if "subject" in names:
+        row["Subject"] = _plain(fields.get("subject"))
+    if CALENDAR_TASK_TEXT.intersection(names):
+        day = calendar_day(fields, zone)
+        if day is None:
+            raise ValueError("a calendar item needs a start")
+        row["ActivityDate"] = day.isoformat()
+        row["Description"] = calendar_task_description(fields, zone)
+        row["Type"] = "Meeting"
+        end = _as_datetime(fields.get("end")) or _as_datetime(fields.get("start"))
+        row["Status"] = "Completed" if end is not None and end <= now else "Not Started"
+    return row
+
+
+def _when(line: str, day: date | None, zone: tzinfo) -> tuple[object, object, bool] | None:
+    """(start, end, all day) from a "When:" line; `day` (the Task's date) moves it."""
+    found = _ALL_DAY.match(line)
+    if found:
+        first = date.fromisoformat(found.group(1))
+        last = date.fromisoformat(found.group(2)) if found.group(2) else first
+        start = day or first
+        return start, start + timedelta(days=max(1, (last - first).days + 1)), True
+    found = _TIMED.match(line)
+    if not found:
+        return None
+    d1, h1, m1, d2, h2, m2, label = found.groups()
+    where = _zone_named(label, zone)
+    first = date.fromisoformat(d1)
+    begin = datetime.combine(first, time(int(h1), int(m1)), where)
+    last = date.fromisoformat(d2) if d2 else first
+    finish = datetime.combine(last, time(int(h2), int(m2)), where)
+    moved = datetime.combine(day or first, time(int(h1), int(m1)), where)
+    length = max(finish.astimezone(UTC) - begin.astimezone(UTC), timedelta(0))
+    return moved.astimezone(UTC), moved.astimezone(UTC) + length, False
+
+
+def calendar_task_from_sf(record: Mapping[str, Any], zone: tzinfo) -> dict[str, FieldValue]:
+    """The event a calendar Task stands for: the body and the calendar lines from its
+    Comments, moved to its date (a Task moved in Salesforce moves the item, at the same time
+    of day). Without readable calendar lines it is an all-day item on its date."""
+    text = record.get("Description")
+    body, where_line, when_line = (text if isinstance(text, str) else ""), None, None
+    head, mark, tail = body.rpartition(CALENDAR_MARK)
+    if mark:
+        body = head
+        for line in tail.strip().splitlines():
+            if line.startswith("When: "):
+                when_line = line.strip()
+            elif line.startswith("Where: "):
+                where_line = line[len("Where: ") :].strip()
+    day = _sf_date(record.get("ActivityDate"))
+    timing = _when(when_line, day, zone) if when_line else None
+    if timing is None:
+        timing = (day, day + timedelta(days=1) if day else None, True)
+    start, end, all_day = timing
+    who = record.get("Who.Email")
+    return normalize(
+        "event",
+        {
+            "subject": record.get("Subject"),
+            "start": start,
+            "end": end,
+            "is_all_day": all_day,
+            "location": where_line,
+            "description": body,
+            "show_as": None,
+            "is_private": False,
+            "attendees": [who] if isinstance(who, str) and who else [],
+            "responses": (),
+        },
+    )

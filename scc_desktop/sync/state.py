@@ -43,6 +43,9 @@ class Link:
     base: Mapping[str, FieldValue]
     state: LinkState = "active"
     stored: Mapping[str, Mapping[str, FieldValue]] = field(default_factory=dict)
+    # a calendar link set aside: the latest known end of its item (UTC '...Z'); once that is
+    # before the calendar window the link is pruned (`SyncState.prune_detached`)
+    aside_until: str | None = None
 
     def side_base(self, side: Side) -> dict[str, FieldValue]:
         """The values `side` held after the last sync: `base` with that side's own values."""
@@ -131,6 +134,7 @@ def _link(row: sqlite3.Row) -> Link:
         base=from_json(kind, row["base"]),
         state=cast(LinkState, row["state"]),
         stored=_stored_from_json(kind, row["base"]),
+        aside_until=_aside_from_json(row["base"]),
     )
 
 
@@ -138,16 +142,29 @@ _STORED_KEYS: Mapping[Side, str] = {"mailbox": "@mailbox", "salesforce": "@sales
 """Keys of the per-side values inside the `base` column's JSON (no field name starts with @)."""
 
 
+_ASIDE_KEY = "@until"
+"""Key of `Link.aside_until` inside the `base` column's JSON."""
+
+
 def _base_json(link: Link) -> str:
-    """`base` as a flat object, plus each side's own values under "@mailbox"/"@salesforce"."""
-    if not any(link.stored.get(side) for side in _STORED_KEYS):
+    """`base` as a flat object, plus each side's own values under "@mailbox"/"@salesforce"
+    and a set-aside link's `aside_until` under "@until"."""
+    if not any(link.stored.get(side) for side in _STORED_KEYS) and link.aside_until is None:
         return to_json(link.base)
     body = cast(dict[str, object], json.loads(to_json(link.base)))
     for side, key in _STORED_KEYS.items():
         values = link.stored.get(side)
         if values:
             body[key] = json.loads(to_json(values))
+    if link.aside_until is not None:
+        body[_ASIDE_KEY] = link.aside_until
     return json.dumps(body, ensure_ascii=False, sort_keys=True)
+
+
+def _aside_from_json(text: str) -> str | None:
+    raw = json.loads(text) if text else {}
+    value = raw.get(_ASIDE_KEY) if isinstance(raw, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def _stored_from_json(kind: Kind, text: str) -> dict[str, Mapping[str, FieldValue]]:
@@ -223,6 +240,25 @@ class SyncState:
                     found[item_id] = link
         return found
 
+    def has_links(self, kind: Kind, salesforce_prefix: str = "") -> bool:
+        """Whether `kind` has any link (whose Salesforce id starts with `salesforce_prefix`)."""
+        row = (
+            self.db.connect()
+            .execute(
+                "SELECT 1 FROM sync_links WHERE kind = ? AND salesforce_id LIKE ? LIMIT 1",
+                (kind, salesforce_prefix.replace("%", "").replace("_", "") + "%"),
+            )
+            .fetchone()
+        )
+        if row is not None or salesforce_prefix:
+            return row is not None
+        row = (
+            self.db.connect()
+            .execute("SELECT 1 FROM sync_links WHERE kind = ? LIMIT 1", (kind,))
+            .fetchone()
+        )
+        return row is not None
+
     def count_active_links(self, kind: Kind) -> int:
         row = (
             self.db.connect()
@@ -266,6 +302,20 @@ class SyncState:
     def delete_link(self, link_id: int) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM sync_links WHERE id = ?", (link_id,))
+
+    def prune_detached(self, kind: Kind, before: str) -> int:
+        """Forget detached links (set aside, or tombstones) of `kind` whose item ended before
+        `before` (UTC text '...Z'): the latest end known when it was set aside, else the last
+        synced end (or start). Such an item lies before the calendar window on both sides, so
+        the link can no longer re-attach anything. Returns how many were pruned."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM sync_links WHERE kind = ? AND state != 'active' AND COALESCE("
+                "json_extract(base, '$.\"@until\"'), json_extract(base, '$.end'),"
+                " json_extract(base, '$.start')) < ?",
+                (kind, before),
+            )
+            return cur.rowcount
 
     # --- intents ----------------------------------------------------------------------------
 

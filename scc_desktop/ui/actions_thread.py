@@ -1,4 +1,4 @@
-"""The Save Email and New Records windows' work, on a thread of its own.
+"""The Save Email, New Records and Unresolved Emails windows' work, on a thread of its own.
 
 Every request leaves the GUI thread as a queued signal; `ActionsService` runs it on its own
 QThread with its own connections (from the `ConnectionProvider` run_app hands in), its own
@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from scc_desktop import email_actions
 from scc_desktop.context import AppContext
-from scc_desktop.email_actions import Correspondent
+from scc_desktop.email_actions import Correspondent, RecordChoice
 from scc_desktop.engine_runner import ConnectionProvider, Connections
 from scc_desktop.errors import NeedsUser
 from scc_desktop.mailbox.protocol import MailboxError
@@ -35,6 +35,8 @@ LOAD_CORRESPONDENTS = "load_correspondents"
 CREATE_CONTACT = "create_contact"
 CREATE_LEAD = "create_lead"
 DO_NOT_SYNC = "do_not_sync"
+LOAD_UNRESOLVED = "load_unresolved"
+LINK = "link"
 
 
 class _NotConnected(Exception):
@@ -62,6 +64,9 @@ class EmailActions(QObject):
     correspondents_loaded = Signal(list)  # [Correspondent]
     handled = Signal(str, str)  # address, what was done (for the window's status line)
     setting_saved = Signal(str, object)  # key, canonical value (Do Not Sync's blacklist)
+    unresolved_loaded = Signal(list)  # [UnresolvedEmail]
+    unresolved_count = Signal(int)  # emails saved without a link, for the tray menu
+    linked = Signal(str, str)  # the email's key, what was done (for the window's status line)
     failed = Signal(str, str)  # action, message for the user
 
     def load_messages(self) -> None:
@@ -87,6 +92,15 @@ class EmailActions(QObject):
     def do_not_sync(self, address: str) -> None:
         raise NotImplementedError
 
+    def load_unresolved(self) -> None:
+        raise NotImplementedError
+
+    def count_unresolved(self) -> None:
+        raise NotImplementedError
+
+    def link(self, key: str, record: RecordChoice) -> None:
+        raise NotImplementedError
+
 
 class ActionsService(QObject):
     """Lives on the actions thread; each slot runs there and answers with a signal."""
@@ -97,6 +111,9 @@ class ActionsService(QObject):
     correspondents_loaded = Signal(list)
     handled = Signal(str, str)
     setting_saved = Signal(str, object)
+    unresolved_loaded = Signal(list)
+    unresolved_count = Signal(int)
+    linked = Signal(str, str)
     failed = Signal(str, str)
 
     def __init__(self, ctx: AppContext, provider: ConnectionProvider) -> None:
@@ -167,6 +184,8 @@ class ActionsService(QObject):
             self._fail(SAVE, exc)
             return
         self.saved.emit(outcome)
+        if outcome.status == "unresolved":
+            self.count_unresolved()
 
     @Slot()
     def load_correspondents(self) -> None:
@@ -216,6 +235,44 @@ class ActionsService(QObject):
         self.handled.emit(address, f"{address} added to your Blacklisted Domains.")
 
     @Slot()
+    def load_unresolved(self) -> None:
+        """Read from the state file only: works before any account is connected."""
+        try:
+            state = SyncState(self._ctx.db)
+            emails = email_actions.list_unresolved(state)
+        except Exception as exc:
+            self._fail(LOAD_UNRESOLVED, exc)
+            return
+        self.unresolved_loaded.emit(emails)
+        self.unresolved_count.emit(len(emails))
+
+    @Slot()
+    def count_unresolved(self) -> None:
+        try:
+            count = email_actions.count_unresolved(SyncState(self._ctx.db))
+        except Exception:
+            log.exception("counting unresolved emails failed")
+            return
+        self.unresolved_count.emit(count)
+
+    @Slot(str, object)
+    def link(self, key: str, record: object) -> None:
+        try:
+            if not isinstance(record, RecordChoice):
+                raise ValueError("Pick a record to link the email to.")
+            state = SyncState(self._ctx.db)
+            text = email_actions.link_email(self._connect().gateway, state, key, record)
+        except KeyError:
+            self.failed.emit(LINK, "This email is no longer unresolved.")
+            self.load_unresolved()
+            return
+        except Exception as exc:
+            self._fail(LINK, exc)
+            return
+        self.linked.emit(key, text)
+        self.count_unresolved()
+
+    @Slot()
     def close(self) -> None:
         """Close this thread's connection and end the thread's loop."""
         self._ctx.db.close()
@@ -232,6 +289,9 @@ class ActionsClient(EmailActions):
     _create_contact = Signal(str, str, str)
     _create_lead = Signal(str, str, str)
     _do_not_sync = Signal(str)
+    _load_unresolved = Signal()
+    _count_unresolved = Signal()
+    _link = Signal(str, object)
     _close = Signal()
 
     def __init__(self, ctx: AppContext, provider: ConnectionProvider) -> None:
@@ -248,6 +308,9 @@ class ActionsClient(EmailActions):
         self._create_contact.connect(s.create_contact)
         self._create_lead.connect(s.create_lead)
         self._do_not_sync.connect(s.do_not_sync)
+        self._load_unresolved.connect(s.load_unresolved)
+        self._count_unresolved.connect(s.count_unresolved)
+        self._link.connect(s.link)
         self._close.connect(s.close)
         s.messages_loaded.connect(self.messages_loaded)
         s.records_found.connect(self.records_found)
@@ -255,6 +318,9 @@ class ActionsClient(EmailActions):
         s.correspondents_loaded.connect(self.correspondents_loaded)
         s.handled.connect(self.handled)
         s.setting_saved.connect(self.setting_saved)
+        s.unresolved_loaded.connect(self.unresolved_loaded)
+        s.unresolved_count.connect(self.unresolved_count)
+        s.linked.connect(self.linked)
         s.failed.connect(self.failed)
         self.qthread.start()
 
@@ -280,6 +346,15 @@ class ActionsClient(EmailActions):
 
     def do_not_sync(self, address: str) -> None:
         self._do_not_sync.emit(address)
+
+    def load_unresolved(self) -> None:
+        self._load_unresolved.emit()
+
+    def count_unresolved(self) -> None:
+        self._count_unresolved.emit()
+
+    def link(self, key: str, record: RecordChoice) -> None:
+        self._link.emit(key, record)
 
     def shutdown(self, timeout_ms: int = 5_000) -> bool:
         if not self.qthread.isRunning():

@@ -34,6 +34,7 @@ from scc_desktop.ui.settings_window import SettingsWindow
 from scc_desktop.ui.single_instance import InstanceServer, notify_running, server_name
 from scc_desktop.ui.store_thread import StoreClient
 from scc_desktop.ui.tray import Tray
+from scc_desktop.ui.unresolved_window import UnresolvedWindow
 from scc_desktop.ui.worker import HEARTBEAT_MS, MINUTE_MS, WorkerHandle
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class TrayApp(QObject):
         self.issues_window: IssuesWindow | None = None
         self.save_email_window: SaveEmailWindow | None = None
         self.new_records_window: NewRecordsWindow | None = None
+        self.unresolved_window: UnresolvedWindow | None = None
         self._provider = provider
         self.actions: EmailActions | None = actions
         self._tray_timer = QTimer(self)
@@ -100,13 +102,18 @@ class TrayApp(QObject):
         self.tray.settings_requested.connect(self.show_settings)
         self.tray.save_email_requested.connect(self.show_save_email)
         self.tray.new_records_requested.connect(self.show_new_records)
+        self.tray.unresolved_requested.connect(self.show_unresolved)
         if provider is None and actions is None:
             self.tray.save_email_action.setEnabled(False)
             self.tray.new_records_action.setEnabled(False)
+            self.tray.unresolved_action.setEnabled(False)
+        if actions is not None:
+            actions.unresolved_count.connect(self.tray.set_unresolved_count)
         self.tray.history_requested.connect(self.show_history)
         self.tray.issues_requested.connect(self.show_issues)
         self.tray.quit_requested.connect(self.quit)
         self.tray.menu_opening.connect(self.store.count_issues)
+        self.tray.menu_opening.connect(self._count_unresolved)
 
     def start(self) -> None:
         self.worker.start()
@@ -139,6 +146,9 @@ class TrayApp(QObject):
         if isinstance(outcome, SessionOutcome):
             self.tray.set_outcome(outcome, datetime.now())
         self.store.count_issues()
+        self._count_unresolved()
+        if self.unresolved_window is not None and self.unresolved_window.isVisible():
+            self.unresolved_window.reload()  # a session may have saved more
         if self.history_window is not None and self.history_window.isVisible():
             self.history_window.reload()
         if self.issues_window is not None and self.issues_window.isVisible():
@@ -184,7 +194,14 @@ class TrayApp(QObject):
             # Do Not Sync saved the blacklist: the worker and an open settings window follow.
             self.actions.setting_saved.connect(self.worker.setting_changed)
             self.actions.setting_saved.connect(lambda _k, _v: self._reload_settings_window())
+            self.actions.unresolved_count.connect(self.tray.set_unresolved_count)
         return self.actions
+
+    def _count_unresolved(self) -> None:
+        """The tray's "Unresolved Emails (N)": counted on the actions thread (SQLite only)."""
+        actions = self._actions()
+        if actions is not None:
+            actions.count_unresolved()
 
     def _reload_settings_window(self) -> None:
         if self.settings_window is not None and self.settings_window.isVisible():
@@ -196,7 +213,16 @@ class TrayApp(QObject):
             return
         if self.save_email_window is None:
             self.save_email_window = SaveEmailWindow(actions)
+            self.save_email_window.unresolved_requested.connect(self.show_unresolved)
         self.save_email_window.bring_forward()
+
+    def show_unresolved(self) -> None:
+        actions = self._actions()
+        if actions is None:
+            return
+        if self.unresolved_window is None:
+            self.unresolved_window = UnresolvedWindow(actions)
+        self.unresolved_window.bring_forward()
 
     def show_new_records(self) -> None:
         actions = self._actions()
@@ -221,6 +247,7 @@ class TrayApp(QObject):
             self.issues_window,
             self.save_email_window,
             self.new_records_window,
+            self.unresolved_window,
         )
         for window in windows:
             if window is not None:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from scc_desktop.assets import asset_path
+from scc_desktop.kind_names import kind_name
 from scc_desktop.store.history import RunRecord
 from scc_desktop.ui.store_thread import StoreClient
 from scc_desktop.ui.widgets import plain_label
@@ -33,7 +34,6 @@ COLUMNS = (
     "Message",
 )
 SIDES = ("mailbox", "salesforce")
-KIND_WORDS = {"contact": "contacts", "event": "calendar items", "task": "tasks"}
 
 
 def side_counts(summary: dict[str, Any], side: str) -> tuple[str, str]:
@@ -53,7 +53,7 @@ def side_counts(summary: dict[str, Any], side: str) -> tuple[str, str]:
             value = numbers.get(key, 0)
             totals[key] += value if isinstance(value, int) else 0
         if words:
-            details.append(f"{KIND_WORDS.get(kind, kind)}: {', '.join(words)}")
+            details.append(f"{kind_name(kind).many}: {', '.join(words)}")
     cells = [f"{n} {k}" for k, n in totals.items() if n]
     email = summary.get("email")
     shared = email.get("shared", 0) if isinstance(email, dict) else 0

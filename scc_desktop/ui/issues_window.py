@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from scc_desktop.assets import asset_path
+from scc_desktop.kind_names import kind_name
 from scc_desktop.store.issues import IssueRecord
 from scc_desktop.sync.fields import FIELDS, Kind
 from scc_desktop.ui.store_thread import StoreClient
@@ -48,8 +49,6 @@ GROUPS = (
     ("error", "Errors"),
     ("notice", "Notices"),
 )
-KIND_WORDS = {"contact": "Contacts", "event": "Calendar", "task": "Tasks"}
-KIND_NOUNS = {"contact": "contacts", "event": "calendar items", "task": "tasks"}
 SIDE_WORDS = {"mailbox": "the mailbox", "salesforce": "Salesforce"}
 SIDE_TITLES = {"mailbox": "Mailbox", "salesforce": "Salesforce"}
 FIELD_WORDS = {
@@ -328,7 +327,7 @@ class IssuesWindow(QMainWindow):
             group.setFont(0, font)
             self.tree.addTopLevelItem(group)
             for issue in members:
-                item = QTreeWidgetItem([issue.title, KIND_WORDS.get(issue.kind, issue.kind)])
+                item = QTreeWidgetItem([issue.title, kind_name(issue.kind).title])
                 item.setData(0, ISSUE_ROLE, issue.id)
                 self._items[issue.id] = item
                 group.addChild(item)
@@ -451,7 +450,7 @@ class IssuesWindow(QMainWindow):
         deletes = payload.get("deletes")
         listed = [d for d in deletes if isinstance(d, dict)] if isinstance(deletes, list) else []
         linked = payload.get("linked")
-        kind = KIND_NOUNS.get(issue.kind, f"{issue.kind} items")
+        kind = kind_name(issue.kind).many
         where = sorted({SIDE_WORDS.get(str(d.get("side")), str(d.get("side"))) for d in listed})
         summary = f"{len(listed)} {kind} would be deleted"
         if where:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -35,6 +35,7 @@ from scc_desktop.ui.widgets import Feedback, help_label, plain_label
 COLUMNS = ("From", "Subject", "Date")
 THREAD_BOX = "Auto-save all next emails in this thread"
 NO_RECORD = "No record: link to the matching Contacts or Leads only"
+OPEN_UNRESOLVED = "Open Unresolved Emails..."
 ID_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -43,6 +44,8 @@ def _when(stamp: datetime | None) -> str:
 
 
 class SaveEmailWindow(QMainWindow):
+    unresolved_requested = Signal()  # the result line's button after a save ended unresolved
+
     def __init__(self, actions: EmailActions, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.email_actions = actions
@@ -94,7 +97,13 @@ class SaveEmailWindow(QMainWindow):
 
         self.feedback = Feedback(central)
         self.status, self.error = self.feedback.status, self.feedback.error
-        layout.addWidget(self.status)
+        result_row = QHBoxLayout()
+        result_row.addWidget(self.status, 1)
+        self.unresolved_button = QPushButton(OPEN_UNRESOLVED, central)
+        self.unresolved_button.setVisible(False)
+        self.unresolved_button.clicked.connect(self.unresolved_requested)
+        result_row.addWidget(self.unresolved_button)
+        layout.addLayout(result_row)
         layout.addWidget(self.error)
 
         buttons = QHBoxLayout()
@@ -147,6 +156,7 @@ class SaveEmailWindow(QMainWindow):
         autosave = self.thread_box.isChecked() and self.thread_box.isEnabled()
         self._busy = True
         self._update_buttons()
+        self.unresolved_button.setVisible(False)
         self._say("Saving…")
         self.email_actions.save(
             message.id, record.id if record else "", record.name if record else "", autosave
@@ -198,6 +208,7 @@ class SaveEmailWindow(QMainWindow):
                 self._fail(outcome.message)
             else:
                 self._say(outcome.message)
+            self.unresolved_button.setVisible(outcome.status == "unresolved")
 
     def _show_failure(self, action: str, message: str) -> None:
         if action not in (LOAD_MESSAGES, SEARCH, SAVE):

@@ -431,12 +431,21 @@ class SettingsWindow(QMainWindow):
         try:
             for key, editor in self.editors.items():
                 if key in values:
+                    typing = key == "blacklist" and self._blacklist_unsaved(editor)
                     editor.saved = values[key]
-                    editor.set_value(values[key])
+                    if not typing or locked.get(key) is not None:
+                        editor.set_value(values[key])
                 self._apply_lock(editor, locked.get(key))
         finally:
             self._loading = False
         self.loaded = True
+
+    def _blacklist_unsaved(self, editor: Editor) -> bool:
+        """The user has typed in the box and it is not saved yet: a load must not erase it."""
+        if self._blacklist_timer.isActive():
+            return True
+        text = self._blacklist_box.toPlainText()
+        return bool(text.strip()) and text != str(editor.saved) and self.loaded
 
     def _apply_lock(self, editor: Editor, reason: str | None) -> None:
         if reason is None and editor.decl.pending:  # declared, not working yet: say so

@@ -88,6 +88,7 @@ class Tray(QObject):
     resume_requested = Signal()
     settings_requested = Signal()
     save_email_requested = Signal()
+    unresolved_requested = Signal()
     new_records_requested = Signal()
     issues_requested = Signal()
     history_requested = Signal()
@@ -108,6 +109,7 @@ class Tray(QObject):
         self.menu.addSeparator()
         self.settings_action = self._add("Settings...", self.settings_requested)
         self.save_email_action = self._add("Save Email...", self.save_email_requested)
+        self.unresolved_action = self._add("Unresolved Emails...", self.unresolved_requested)
         self.new_records_action = self._add("New Records...", self.new_records_requested)
         self.issues_action = self._add("Sync Issues...", self.issues_requested)
         self.history_action = self._add("History...", self.history_requested)
@@ -125,6 +127,7 @@ class Tray(QObject):
         self.last_line = ""
         self.schedule_reason = ""
         self.issue_count = 0
+        self.unresolved_count = 0
         self.attention_issues = 0
         self.needs_attention = False
         self._notified: set[str] = set()
@@ -190,6 +193,11 @@ class Tray(QObject):
         self.issue_count = count
         self._refresh()
 
+    def set_unresolved_count(self, count: int) -> None:
+        """Emails saved without a link, waiting in the Unresolved Emails window."""
+        self.unresolved_count = count
+        self._refresh()
+
     def set_issue_counts(self, count: int, attention: int) -> None:
         """Open issues, and how many are conflicts or held deletions (the icon asks for those)."""
         self.issue_count = count
@@ -229,6 +237,10 @@ class Tray(QObject):
         self.pause_action.setText("Resume Syncing" if self.paused else "Pause Syncing")
         issues = f"Sync Issues ({self.issue_count})..." if self.issue_count else "Sync Issues..."
         self.issues_action.setText(issues)
+        n = self.unresolved_count
+        self.unresolved_action.setText(
+            f"Unresolved Emails ({n})..." if n else "Unresolved Emails..."
+        )
 
     def _status_text(self) -> str:
         if self.worker_state == "syncing":

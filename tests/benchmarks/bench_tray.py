@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -182,6 +183,17 @@ def child_stall(quick: bool) -> int:
 
         tray_app = TrayApp(ctx, factory, run_at_start=True)
         lateness: list[float] = []
+        # garbage-collection pauses hold the GIL too: record them to tell them from the rest
+        gc_pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        gc_start: dict[str, float] = {}
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_start["t"] = time.perf_counter()
+            elif "t" in gc_start:
+                gc_pauses[info["generation"]].append((time.perf_counter() - gc_start["t"]) * 1000)
+
+        gc.callbacks.append(on_gc)
         state = {"last": 0.0, "t0": 0.0, "outcome": None}
 
         def beat() -> None:
@@ -222,6 +234,10 @@ def child_stall(quick: bool) -> int:
                     if ordered
                     else None,
                     "stalls_over_50ms": sum(1 for x in ordered if x > 50),
+                    "gc_max_pause_ms": {
+                        str(g): round(max(v), 1) if v else 0.0 for g, v in gc_pauses.items()
+                    },
+                    "gc_collections": {str(g): len(v) for g, v in gc_pauses.items()},
                     "platform": app.platformName(),
                 }
             ),
@@ -234,7 +250,7 @@ def child_stall(quick: bool) -> int:
 
 def measure_stall(env: dict[str, str], quick: bool) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child-stall"] + (["--quick"] if quick else [])
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200, check=False)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=2400, check=False)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"stall child failed: {out.stderr[-3000:]}")

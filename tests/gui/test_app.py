@@ -80,9 +80,14 @@ def test_run_app_shows_settings_without_a_tray_and_a_second_launch_raises_it(
     qapp = QApplication.instance()
     assert qapp is not None
     seen: dict[str, Any] = {}
+    earlier = {id(w) for w in qapp.topLevelWidgets()}  # windows other tests left behind
 
     def windows() -> list[SettingsWindow]:
-        return [w for w in qapp.topLevelWidgets() if isinstance(w, SettingsWindow)]
+        return [
+            w
+            for w in qapp.topLevelWidgets()
+            if isinstance(w, SettingsWindow) and id(w) not in earlier
+        ]
 
     def second_launch() -> None:
         shown = windows()
@@ -174,6 +179,7 @@ def test_tray_menu_has_the_actions() -> None:
         "Pause Syncing",
         "Settings...",
         "Save Email...",
+        "Unresolved Emails...",
         "New Records...",
         "Sync Issues...",
         "History...",

@@ -1,4 +1,5 @@
-"""The Save Email and New Records windows and their tray items, with a fake actions object."""
+"""The Save Email, New Records and Unresolved Emails windows and their tray items, with a fake
+actions object; the actions thread against the sandbox."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from scc_desktop.context import AppContext
-from scc_desktop.email_actions import Correspondent, MessageSummary, RecordChoice, SaveOutcome
+from scc_desktop.email_actions import (
+    Correspondent,
+    MessageSummary,
+    RecordChoice,
+    SaveOutcome,
+    UnresolvedEmail,
+)
 from scc_desktop.engine_runner import Connections
 from scc_desktop.mailbox.types import MessageFolder
 from scc_desktop.ui.actions_thread import (
     CREATE_LEAD,
+    LINK,
     NOT_CONNECTED,
     SAVE,
     ActionsClient,
@@ -24,6 +32,7 @@ from scc_desktop.ui.app import TrayApp
 from scc_desktop.ui.new_records_window import NewRecordsWindow
 from scc_desktop.ui.save_email_window import THREAD_BOX, SaveEmailWindow
 from scc_desktop.ui.tray import Tray
+from scc_desktop.ui.unresolved_window import UnresolvedWindow
 
 MARKUP = "<b>Quarterly</b> <a href='https://evil.example'>review</a>"
 
@@ -55,6 +64,15 @@ class FakeActions(EmailActions):
 
     def do_not_sync(self, address: str) -> None:
         self.calls.append(("do_not_sync", address))
+
+    def load_unresolved(self) -> None:
+        self.calls.append(("load_unresolved",))
+
+    def count_unresolved(self) -> None:
+        self.calls.append(("count_unresolved",))
+
+    def link(self, key: str, record: RecordChoice) -> None:
+        self.calls.append(("link", key, record))
 
 
 def _messages() -> list[MessageSummary]:
@@ -193,6 +211,7 @@ def test_menu_items_in_design_order_and_open_the_windows(
         "Pause Syncing",
         "Settings...",
         "Save Email...",
+        "Unresolved Emails...",
         "New Records...",
         "Sync Issues...",
         "History...",
@@ -206,7 +225,19 @@ def test_menu_items_in_design_order_and_open_the_windows(
         assert app.save_email_window is not None and app.save_email_window.isVisible()
         app.tray.new_records_action.trigger()
         assert app.new_records_window is not None and app.new_records_window.isVisible()
-        assert actions.calls == [("load_messages",), ("load_correspondents",)]
+        app.tray.unresolved_action.trigger()
+        assert app.unresolved_window is not None and app.unresolved_window.isVisible()
+        assert actions.calls == [
+            ("load_messages",),
+            ("load_correspondents",),
+            ("load_unresolved",),
+        ]
+        app.tray.menu_opening.emit()  # the menu asks for the count
+        assert actions.calls[-1] == ("count_unresolved",)
+        actions.unresolved_count.emit(2)
+        assert app.tray.unresolved_action.text() == "Unresolved Emails (2)..."
+        actions.unresolved_count.emit(0)
+        assert app.tray.unresolved_action.text() == "Unresolved Emails..."
     finally:
         assert app.shutdown()
 
@@ -218,6 +249,9 @@ def test_without_a_provider_the_items_are_disabled(
     try:
         assert not app.tray.save_email_action.isEnabled()
         assert not app.tray.new_records_action.isEnabled()
+        assert not app.tray.unresolved_action.isEnabled()
+        app.show_unresolved()
+        assert app.unresolved_window is None
         app.show_save_email()
         assert app.save_email_window is None
     finally:
@@ -283,5 +317,172 @@ def test_actions_thread_against_the_sandbox_while_paused(
             window.save_button.click()
         assert again.args[0].status == "already_saved"
     finally:
+        assert app.shutdown()
+        factory.close()
+
+
+# --- Unresolved Emails ---------------------------------------------------------------------------
+
+
+def _unresolved() -> list[UnresolvedEmail]:
+    when = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    return [
+        UnresolvedEmail(
+            "mid:a@x", MARKUP, "<i>nobody</i>@unknown.example", when, "no match", "02s1"
+        ),
+        UnresolvedEmail("mid:b@x", "", "sam@else.example", None, "no match either", "00T2"),
+    ]
+
+
+def test_unresolved_window_lists_plain_text_searches_and_links(qtbot: QtBot) -> None:
+    actions = FakeActions()
+    window = UnresolvedWindow(actions)
+    qtbot.addWidget(window)
+    window.bring_forward()
+    assert actions.calls == [("load_unresolved",)]
+    actions.unresolved_loaded.emit(_unresolved())
+    assert window.table.rowCount() == 2
+    assert window.table.item(0, 0).text() == MARKUP  # shown as typed, never as markup
+    assert window.table.item(0, 1).text() == "<i>nobody</i>@unknown.example"
+    assert window.table.item(1, 0).text() == "(no subject)"
+    for label in (window.detail, window.status, window.error):
+        assert label.textFormat() == Qt.TextFormat.PlainText
+    assert window.detail.text() == "no match"
+    assert not window.link_button.isEnabled()  # no record picked yet
+
+    window.search_box.setText("Initech")
+    window.search_button.click()
+    assert actions.calls[-1] == ("search", "Initech")
+    actions.records_found.emit("Other", [RecordChoice("001x", "Account", "Other")])
+    assert window.results.count() == 0  # not this window's search
+    initech = RecordChoice("001000000000002AAA", "Account", "<b>Initech</b>")
+    contact = RecordChoice("003000000000001AAA", "Contact", "Wei Chen", "wei@initech.example")
+    actions.records_found.emit("Initech", [initech, contact])
+    assert [window.results.item(i).text() for i in range(2)] == [
+        "<b>Initech</b> (Account)",
+        "Wei Chen (Contact, wei@initech.example)",
+    ]
+    assert window.link_button.isEnabled()
+
+    window.results.setCurrentRow(1)
+    window.link_button.click()
+    assert actions.calls[-1] == ("link", "mid:a@x", contact)
+    assert not window.link_button.isEnabled()  # one link at a time
+    actions.failed.emit(LINK, "Salesforce refused it: INVALID_CROSS_REFERENCE_KEY")
+    assert window.error.isVisibleTo(window)
+    assert window.error.text() == "Salesforce refused it: INVALID_CROSS_REFERENCE_KEY"
+    assert window.table.rowCount() == 2 and window.link_button.isEnabled()
+
+    window.link_button.click()
+    actions.linked.emit("mid:a@x", "Linked to Wei Chen (Contact, wei@initech.example).")
+    assert window.table.rowCount() == 1
+    assert window.emails[0].key == "mid:b@x"
+    assert window.status.text() == "Linked to Wei Chen (Contact, wei@initech.example)."
+    assert not window.error.isVisibleTo(window)
+
+    actions.failed.emit(SAVE, "a Save Email failure")  # another window's
+    assert not window.error.isVisibleTo(window)
+
+
+def test_an_unresolved_save_offers_the_unresolved_window(
+    qtbot: QtBot, ctx: AppContext, runner_factory: Callable[[], Any]
+) -> None:
+    actions = FakeActions()
+    app = TrayApp(ctx, runner_factory, run_at_start=False, actions=actions)
+    app.start()
+    try:
+        app.show_save_email()
+        window = app.save_email_window
+        assert window is not None
+        actions.messages_loaded.emit(_messages(), True)
+        assert not window.unresolved_button.isVisibleTo(window)
+        window.save_button.click()
+        actions.saved.emit(SaveOutcome("unresolved", "Saved without a link.", "mid:a@x", "02s1"))
+        assert window.unresolved_button.isVisibleTo(window)
+        window.unresolved_button.click()
+        assert app.unresolved_window is not None and app.unresolved_window.isVisible()
+        assert actions.calls[-1] == ("load_unresolved",)
+        window.save_button.click()
+        assert not window.unresolved_button.isVisibleTo(window)  # until the next answer
+    finally:
+        assert app.shutdown()
+
+
+def test_unresolved_window_links_against_the_sandbox(
+    qtbot: QtBot, ctx: AppContext, runner_factory: Callable[[], Any]
+) -> None:
+    """The whole path over the sandbox: a Save Email of a stranger's message ends unresolved;
+    the result line opens Unresolved Emails, which finds Initech and links it (the Task that
+    Enhanced Email made gets the What); the email leaves the list and the tray count drops."""
+    from scc_desktop.engine_runner import SandboxRunnerFactory
+    from scc_desktop.net import https_session
+
+    factory = SandboxRunnerFactory(ctx)
+    app = TrayApp(ctx, runner_factory, run_at_start=False, provider=factory.provider())
+    app.start()
+    demo = factory.demo()
+    admin = https_session(str(demo.ca_file))
+    try:
+        reply = admin.post(
+            f"{demo.server.admin_url}/microsoft/deliver",
+            json={
+                "folder": "inbox",
+                "direction": "received",
+                "from": "Nobody <nobody@unknown.example>",
+                "subject": "<b>who</b> is this",
+            },
+            timeout=30,
+        )
+        assert reply.status_code < 300, reply.text
+        actions = app._actions()
+        assert isinstance(actions, ActionsClient)
+        with qtbot.waitSignal(actions.messages_loaded, timeout=30_000):
+            app.show_save_email()
+        save_window = app.save_email_window
+        assert save_window is not None
+        row = next(
+            i for i, m in enumerate(save_window.messages) if m.subject == "<b>who</b> is this"
+        )
+        save_window.table.selectRow(row)
+        with qtbot.waitSignal(actions.unresolved_count, timeout=30_000) as counted:
+            save_window.save_button.click()
+        assert counted.args == [1]
+        assert app.tray.unresolved_action.text() == "Unresolved Emails (1)..."
+        assert save_window.unresolved_button.isVisibleTo(save_window)
+
+        with qtbot.waitSignal(actions.unresolved_loaded, timeout=30_000):
+            save_window.unresolved_button.click()
+        window = app.unresolved_window
+        assert window is not None and window.table.rowCount() == 1
+        assert window.table.item(0, 0).text() == "<b>who</b> is this"
+        assert window.table.item(0, 1).text() == "nobody@unknown.example"
+        window.search_box.setText("Initech")
+        with qtbot.waitSignal(actions.records_found, timeout=30_000):
+            window.search_button.click()
+        row = next(
+            i
+            for i in range(window.results.count())
+            if window.results.item(i).text() == "Initech (Account)"
+        )
+        window.results.setCurrentRow(row)
+        account = window.selected_record()
+        assert account is not None
+        with qtbot.waitSignal(actions.linked, timeout=30_000):
+            window.link_button.click()
+        assert window.table.rowCount() == 0
+        assert window.status.text() == "Linked to Initech (Account)."
+        qtbot.waitUntil(lambda: app.tray.unresolved_action.text() == "Unresolved Emails...")
+
+        def records(sobject: str) -> list[dict[str, Any]]:
+            got = admin.get(
+                f"{demo.server.admin_url}/salesforce/records", params={"type": sobject}, timeout=30
+            )
+            return [r for r in got.json()["records"] if not r.get("IsDeleted")]
+
+        [email] = [r for r in records("EmailMessage") if r["Subject"] == "<b>who</b> is this"]
+        [task] = [t for t in records("Task") if t["Id"] == email["ActivityId"]]
+        assert task["WhatId"] == account.id
+    finally:
+        admin.close()
         assert app.shutdown()
         factory.close()

@@ -233,3 +233,37 @@ def test_start_at_login_creates_and_removes_the_autostart_entry(
     with qtbot.waitSignal(tray_app.store_events.setting_saved, timeout=3_000):
         qtbot.mouseClick(toggle, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not entry.exists(), timeout=3_000)
+
+
+def test_a_settings_load_does_not_erase_what_the_user_is_typing(
+    qtbot: QtBot, window: SettingsWindow, tray_app: TrayApp, ctx: AppContext
+) -> None:
+    editor = window.editors["blacklist"]
+    box = editor.widget
+    assert isinstance(box, QPlainTextEdit)
+    seen: list[dict[str, Any]] = []
+    # connected after the window's own slot, so it runs after the window has applied a load
+    tray_app.store.settings_loaded.connect(lambda values, _locked: seen.append(values))
+
+    def reload_with(minutes: int) -> None:
+        """A load the window must apply, told apart from any other by a changed interval."""
+        ctx.settings().set("sync_interval_minutes", minutes)
+        tray_app.store.load_settings()
+        qtbot.waitUntil(
+            lambda: any(v.get("sync_interval_minutes") == minutes for v in seen), timeout=3_000
+        )
+
+    box.setPlainText("acme.example, half-typ")  # the debounce has not fired yet
+    reload_with(21)  # e.g. the CLI changed another setting
+    assert box.toPlainText() == "acme.example, half-typ"
+    box.setPlainText("not an address")  # fails validation: kept in the box, not saved
+    qtbot.waitUntil(editor.message.isVisible, timeout=3_000)
+    reload_with(22)
+    assert box.toPlainText() == "not an address"
+    assert ctx.settings().get("blacklist") == ""
+    box.setPlainText("")  # emptied again: a later load shows the stored value
+    qtbot.waitUntil(lambda: not editor.message.isVisible(), timeout=3_000)
+    qtbot.waitUntil(lambda: not window._blacklist_timer.isActive(), timeout=3_000)
+    ctx.settings().set("blacklist", "gmail.com")  # changed elsewhere (the CLI)
+    reload_with(23)
+    assert box.toPlainText() == "gmail.com"

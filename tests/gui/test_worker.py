@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from pytestqt.qtbot import QtBot
 from scc_desktop.context import AppContext
 from scc_desktop.runner import SessionOutcome
 from scc_desktop.store.history import History
-from scc_desktop.ui.worker import Schedule, WorkerHandle, next_interval
+from scc_desktop.ui.worker import Schedule, WorkerHandle, freeze_startup_heap, next_interval
 
 LONG = 60_000  # real minutes: the timer never fires during a test
 
@@ -216,3 +217,18 @@ def test_next_interval_rules() -> None:
     assert next_interval(90, 90, quiet) == 90  # never shorter than the setting
     assert next_interval(10, 40, SessionOutcome("failed", "x")) == 40
     assert next_interval(10, 60, SessionOutcome("ok", "", changes=1)) == 10
+
+
+def test_the_first_session_freezes_the_startup_heap(qtbot: QtBot, make_worker, fake_runner) -> None:
+    """A full garbage collection during a large sync must not walk what the app holds since
+    start-up (it stalled the GUI thread 54 ms): the first session freezes it, once."""
+    gc.unfreeze()
+    handle = make_worker()
+    start(qtbot, handle)
+    assert gc.get_freeze_count() == 0  # nothing before a session
+    with qtbot.waitSignal(handle.events.finished, timeout=5_000):
+        handle.sync_now()
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    assert not freeze_startup_heap()  # once per process
+    assert gc.get_freeze_count() == frozen

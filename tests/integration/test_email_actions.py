@@ -14,10 +14,13 @@ import requests
 from scc_desktop.demo import DemoAccounts, start_demo
 from scc_desktop.email_actions import (
     Correspondent,
+    count_unresolved,
     create_contact,
     create_lead,
     do_not_sync,
     frequent_correspondents,
+    link_email,
+    list_unresolved,
     recent_messages,
     save_email,
     search_records,
@@ -257,3 +260,35 @@ def test_save_as_task_says_what_it_is_linked_to(env: Env) -> None:
     assert outcome.message == "Saved as a completed Task linked to Jane Cooper."
     [task] = env.activities("as a task")
     assert task["Status"] == "Completed" and task["WhoId"]
+
+
+@pytest.mark.parametrize("save_as", ["email_message", "task"])
+def test_unresolved_linked_to_a_contact_the_user_found(env: Env, save_as: str) -> None:
+    """The Unresolved Emails window's path: list, search a Contact, link; the email leaves the
+    list and Salesforce has the link (an EmailMessageRelation, or the Task's WhoId)."""
+    subject = f"link me ({save_as})"
+    lone = env.deliver(**{"from": "Nobody <nobody@unknown-co.example>", "subject": subject})
+    outcome = env.save(lone["id"], settings={"save_emails_as": save_as})
+    assert outcome.status == "unresolved", outcome
+    listed = [e for e in list_unresolved(env.state) if e.subject == subject]
+    assert len(listed) == 1 and listed[0].sender == "nobody@unknown-co.example"
+    assert listed[0].when is not None
+    before = count_unresolved(env.state)
+
+    [wei] = [c for c in search_records(env.gateway, "Wei Chen") if c.kind == "Contact"]
+    said = link_email(env.gateway, env.state, listed[0].key, wei)
+    assert said == "Linked to Wei Chen (Contact, wei.chen@initech.example)."
+    assert all(e.key != listed[0].key for e in list_unresolved(env.state))
+    assert count_unresolved(env.state) == before - 1
+    [activity] = env.activities(subject)
+    if save_as == "task":
+        assert activity["WhoId"] == wei.id
+    else:
+        relations = [
+            r
+            for r in env.records("EmailMessageRelation")
+            if r["EmailMessageId"] == activity["Id"] and r["RelationId"] == wei.id
+        ]
+        assert len(relations) == 1
+    with pytest.raises(KeyError):  # linked already: no longer in the list
+        link_email(env.gateway, env.state, listed[0].key, wei)

@@ -3,17 +3,23 @@
 Graph answers a well-formed batch with 200 and one response per sub-request (any order); a
 sub-request can fail alone (4xx), or be throttled alone (429 with its own Retry-After). Throttled
 and unavailable items are sent again, in a smaller batch, after the longest Retry-After seen.
+
+More than 20 requests go out as several `$batch` calls at once, as many as Graph lets one
+mailbox have in flight (4, `MailboxConcurrency`), so the waits overlap. The results are the
+same as one call after the other: each op gets its own result, in input order.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from scc_desktop.mailbox.graph.http import (
     IMMUTABLE_ID,
+    MAX_CONCURRENCY,
     RETRY_STATUSES,
     GraphHttp,
     _error_parts,
@@ -76,8 +82,10 @@ def run_batch(
     prefer: Sequence[str] = (),
     max_rounds: int = 5,
     batch_size: int = MAX_BATCH,
+    max_in_flight: int = MAX_CONCURRENCY,
 ) -> list[BatchResult]:
-    """Send `ops` in batches of at most 20 and return one result per op, in input order."""
+    """Send `ops` in batches of at most 20, up to `max_in_flight` batches at once, and return
+    one result per op, in input order."""
     if not 1 <= batch_size <= MAX_BATCH:
         raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
     results: list[BatchResult | None] = [None] * len(ops)
@@ -86,13 +94,25 @@ def run_batch(
     while pending:
         retry: list[int] = []
         wait = 0.0
-        for chunk in chunks(pending, batch_size):
+        parts = list(chunks(pending, batch_size))
+
+        def send(chunk: Sequence[int]) -> Any:
             payload = {"requests": [_sub_request(i, ops[i], prefer) for i in chunk]}
             reads_only = all(ops[i].method.upper() == "GET" for i in chunk)
-            data = (
+            return (
                 http.send_json("POST", "/$batch", payload, kind="batch", idempotent=reads_only)
                 or {}
             )
+
+        if len(parts) > 1 and max_in_flight > 1:
+            with ThreadPoolExecutor(
+                max_workers=min(max_in_flight, len(parts)), thread_name_prefix="graph-batch"
+            ) as pool:
+                futures = [pool.submit(send, chunk) for chunk in parts]
+            answers = [f.result() for f in futures]  # the first failure raises, as in sequence
+        else:
+            answers = [send(chunk) for chunk in parts]
+        for chunk, data in zip(parts, answers, strict=True):
             seen: set[int] = set()
             for response in data.get("responses", []):
                 index = int(response["id"])

@@ -83,17 +83,25 @@ def _result_from(
     )
 
 
+MAX_PAGE_SIZE = 1000
+"""Delta pages are asked for at Graph's largest page (`Prefer: odata.maxpagesize`; Outlook items
+page at up to 1,000): the first session after a large initial sync reads its own writes back in
+a tenth of the calls a page of 100 costs. Graph may still send smaller pages."""
+
+
 class GraphMailbox:
     """A Microsoft 365 mailbox through Graph. One instance per session is enough; it is
     thread-safe (at most 4 requests in flight)."""
 
     provider = "microsoft"
 
-    def __init__(self, http: GraphHttp, *, page_size: int = 100, owner: str = "") -> None:
+    def __init__(self, http: GraphHttp, *, page_size: int = MAX_PAGE_SIZE, owner: str = "") -> None:
         self.http = http
         self.page_size = page_size
         self._owner = owner.lower()
         self._setup: SetupInfo | None = None
+        self._default_contacts = ""  # the default Contacts folder: our folder's parent
+        self._categories: set[str] = set()  # master categories known to exist (lower-cased)
         self._lock = threading.Lock()
 
     @classmethod
@@ -105,7 +113,7 @@ class GraphMailbox:
         ca_file: str | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
-        page_size: int = 100,
+        page_size: int = MAX_PAGE_SIZE,
         owner: str = "",
     ) -> GraphMailbox:
         kwargs: dict[str, Any] = {"session": session, "ca_file": ca_file}
@@ -135,7 +143,9 @@ class GraphMailbox:
                 self.http,
                 [
                     BatchOp("GET", "/me/mailFolders?$top=250&$select=id,displayName"),
-                    BatchOp("GET", "/me/contactFolders?$top=250&$select=id,displayName"),
+                    BatchOp(
+                        "GET", "/me/contactFolders?$top=250&$select=id,displayName,parentFolderId"
+                    ),
                     BatchOp("GET", "/me/todo/lists?$top=250"),
                     BatchOp("GET", "/me/outlook/masterCategories"),
                 ],
@@ -161,6 +171,7 @@ class GraphMailbox:
                 except GraphError as exc:
                     if exc.status != 409:
                         raise
+            self._default_contacts = self._parent_folder(lists[1], str(found[1]))
             self._setup = SetupInfo(
                 emails_folder_id=str(found[0]),
                 contacts_folder_id=str(found[1]),
@@ -171,6 +182,27 @@ class GraphMailbox:
             if created:
                 log.info("mailbox setup created: %s", ", ".join(created))
             return self._setup
+
+    def _parent_folder(self, listing: BatchResult, folder_id: str) -> str:
+        """The parent of our contacts folder (the default Contacts folder), from the listing or,
+        for a folder just created, from the folder itself; "" when Graph does not say."""
+        body = listing.body if listing.ok and isinstance(listing.body, Mapping) else {}
+        for item in body.get("value", []):
+            if str(item.get("id")) == folder_id and item.get("parentFolderId"):
+                return str(item["parentFolderId"])
+        try:
+            data = self.http.get_json(
+                f"/me/contactFolders/{quote(folder_id)}", params={"$select": "parentFolderId"}
+            )
+        except GraphError as exc:
+            log.info("the default contacts folder is unknown (%s)", exc.code)
+            return ""
+        return str(data.get("parentFolderId") or "")
+
+    def default_contacts_folder(self) -> str:
+        """The id of the default Contacts folder ("" when unknown)."""
+        self.ensure_setup()
+        return self._default_contacts
 
     def _find_named(self, result: BatchResult, path: str, name: str) -> str | None:
         if not result.ok:
@@ -210,6 +242,26 @@ class GraphMailbox:
                 if str(item.get("displayName", "")).strip().lower() == name.lower():
                     return str(item["id"])
             raise
+
+    def ensure_category(self, name: str, color: str = "preset4") -> bool:
+        """Create the master category `name` (with its colour) unless the mailbox has it, as
+        `ensure_setup` does for "Salesforce"; once per client. True when it was created."""
+        with self._lock:
+            if name.lower() in self._categories:
+                return False
+            listed = self.http.get_json("/me/outlook/masterCategories")
+            names = {str(c.get("displayName", "")).lower() for c in listed.get("value", [])}
+            created = False
+            if name.lower() not in names:
+                try:
+                    body = {"displayName": name, "color": color}
+                    self.http.send_json("POST", "/me/outlook/masterCategories", body)
+                    created = True
+                except GraphError as exc:
+                    if exc.status != 409:  # another client created it in between
+                        raise
+            self._categories.add(name.lower())
+            return created
 
     @staticmethod
     def _has_category(result: BatchResult) -> bool:
@@ -265,6 +317,27 @@ class GraphMailbox:
         return read_delta(
             self.http,
             stream="graph:contacts",
+            scope=folder_id,
+            initial_url=url,
+            cursor=cursor,
+            parse=mapping.contact_from_graph,
+            prefer=self._page_prefer(),
+        )
+
+    def read_default_contacts(self, cursor: str | None) -> Iterator[DeltaPage[Contact]]:
+        """Changes of the default Contacts folder, every contact (a delta cannot filter on
+        categories: the caller keeps those categorized "Salesforce"). Raises MailboxError when
+        the folder is unknown (`default_contacts_folder()` is "")."""
+        folder_id = self.default_contacts_folder()
+        if not folder_id:
+            raise MailboxError("the default contacts folder is unknown")
+        params = {"$expand": mapping.EXPAND_STAMPS}
+        url = self.http.url(
+            f"/me/contactFolders/{quote(folder_id)}/contacts/delta?{_query(params)}"
+        )
+        return read_delta(
+            self.http,
+            stream="graph:contacts:default",
             scope=folder_id,
             initial_url=url,
             cursor=cursor,

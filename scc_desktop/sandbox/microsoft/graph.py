@@ -1134,6 +1134,34 @@ class Graph:
         raise bad(f"Resource not found for the segment '{rest[-1]}'.")
 
     # -- events -----------------------------------------------------------------------------------
+    RESPONSES = frozenset(
+        {"none", "organizer", "tentativelyAccepted", "accepted", "declined", "notResponded"}
+    )
+
+    def respond(self, event_id: str, email: str, response: str) -> dict[str, Any]:
+        """An attendee answered the invitation: the organizer's copy shows it in the attendee's
+        `status` (response and time) and changes (new changeKey, in the calendar's delta), as
+        Exchange records a meeting response. The admin API's stand-in for the attendee's reply;
+        Graph itself lets no client set another attendee's status."""
+        if response not in self.RESPONSES:
+            raise bad(f"unknown response {response!r}")
+        item = self.get(event_id, "event", "event")
+        data = dict(item.data)
+        attendees = [dict(a) for a in data.get("attendees") or []]
+        found = [
+            a
+            for a in attendees
+            if str((a.get("emailAddress") or {}).get("address", "")).lower() == email.lower()
+        ]
+        if not found:
+            raise GraphError(404, "ErrorItemNotFound", f"{email} is not an attendee")
+        for attendee in found:
+            attendee["status"] = {"response": response, "time": now_iso()}
+        data["attendees"] = attendees
+        data["lastModifiedDateTime"] = modified_iso()
+        updated = self.store.update(item, data)
+        return {"id": updated.id, "changeKey": etag(updated)[3:-1]}
+
     def event_data(
         self, body: dict[str, Any], base: dict[str, Any] | None = None
     ) -> dict[str, Any]:

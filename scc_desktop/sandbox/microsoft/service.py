@@ -403,6 +403,12 @@ class MicrosoftService(SandboxService):
                 epoch = int(self.store.get_meta("delta_epoch", "0") or 0) + 1
                 self.store.set_meta("delta_epoch", str(epoch))
                 return json_response({"delta_epoch": epoch})
+            if action == "respond" and request.method == "POST":
+                return json_response(
+                    self.graph.respond(
+                        str(body["event_id"]), str(body["email"]), str(body["response"])
+                    )
+                )
             if action == "dump" and request.method == "GET":
                 return json_response(self.dump(request.args.get("kind", "messages")))
             if action == "counters" and request.method == "GET":
@@ -414,7 +420,15 @@ class MicrosoftService(SandboxService):
         return json_response({"error": f"unknown admin action {action!r}"}, status=404)
 
     def deliver(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Put a message into Inbox (received) or Sent Items (sent), as a mail server would."""
+        """Put a message into Inbox (received) or Sent Items (sent), as a mail server would.
+
+        `mime` (base64 of a raw RFC 5322 message) is read the way Exchange reads what it
+        receives (`mime.graph_fields`); the other keys, when given, override what it says."""
+        if body.get("mime") is not None:
+            from scc_desktop.sandbox.microsoft.mime import graph_fields
+
+            raw = base64.b64decode(str(body["mime"]))
+            body = {**graph_fields(raw), **{k: v for k, v in body.items() if k != "mime"}}
         sent = body.get("folder") == "sentitems" or body.get("direction") == "sent"
         folder = self.graph.folder(str(body.get("folder") or ("sentitems" if sent else "inbox")))
         me = f"{DEMO_USER.name} <{DEMO_USER.email}>"

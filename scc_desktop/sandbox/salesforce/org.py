@@ -100,6 +100,12 @@ class Org:
         self._last_stamp = now
         return now
 
+    def covered(self) -> datetime:
+        """The end of a replication window that reaches "now": past every stamp given so far.
+        Stamps are strictly increasing by the millisecond, so writes faster than one a
+        millisecond (a kept-alive connection) run them a little ahead of the clock."""
+        return max(self.now(), self._last_stamp + timedelta(milliseconds=1))
+
     def api_usage(self) -> tuple[int, int]:
         """(calls used today, daily limit); the day rolls over at midnight UTC."""
         saved = self.store.kv_get("api_usage", {})
@@ -356,6 +362,7 @@ class Org:
                 missing,
             )
         self.derive(obj, rec, None, fields, user)
+        self.check_rules(obj, rec)
         self.check_unique(obj, rec)
         self.store.put(rec)
         self.after_write(obj, rec, None, user)
@@ -391,6 +398,7 @@ class Org:
         now = fmt_dt(self.stamp())
         rec.update(LastModifiedDate=now, SystemModstamp=now, LastModifiedById=user)
         self.derive(obj, rec, old, fields, user)
+        self.check_rules(obj, rec)
         self.check_unique(obj, rec)
         self.store.put(rec)
         self.after_write(obj, rec, old, user)
@@ -460,6 +468,61 @@ class Org:
             _DeletedDate=fmt_dt(stamp),
         )
         self.store.put(rec)
+
+    # -- an admin's validation and duplicate rules (set by POST /__sandbox__/salesforce/rules) --
+    def rules(self) -> dict[str, list[dict[str, Any]]]:
+        saved = self.store.kv_get("rules", {}) or {}
+        return {
+            "validation": list(saved.get("validation", [])),
+            "duplicate": list(saved.get("duplicate", [])),
+        }
+
+    def set_rules(self, rules: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """Validation rules `{"sobject", "field", "contains", "message"}` (the field's text
+        contains the value, case-insensitively) and blocking duplicate rules `{"sobject",
+        "fields", "message"}` (another live record has the same non-empty values)."""
+        clean: dict[str, list[dict[str, Any]]] = {"validation": [], "duplicate": []}
+        for rule in rules.get("validation") or []:
+            clean["validation"].append(
+                {
+                    "sobject": str(rule["sobject"]),
+                    "field": str(rule["field"]),
+                    "contains": str(rule["contains"]),
+                    "message": str(rule.get("message") or "The record failed a validation rule."),
+                }
+            )
+        for rule in rules.get("duplicate") or []:
+            clean["duplicate"].append(
+                {
+                    "sobject": str(rule["sobject"]),
+                    "fields": [str(f) for f in rule["fields"]],
+                    "message": str(rule.get("message") or "Use one of these records?"),
+                }
+            )
+        self.store.kv_set("rules", clean)
+        return clean
+
+    def check_rules(self, obj: ObjectDef, rec: Record) -> None:
+        rules = self.rules()
+        for rule in rules["validation"]:
+            if rule["sobject"] != obj.name:
+                continue
+            value = str(rec.get(rule["field"]) or "")
+            if rule["contains"].lower() in value.lower():
+                raise SfError(
+                    400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", rule["message"], [rule["field"]]
+                )
+        for rule in rules["duplicate"]:
+            if rule["sobject"] != obj.name:
+                continue
+            wanted = [str(rec.get(f) or "").lower() for f in rule["fields"]]
+            if not all(wanted):
+                continue
+            for other in self.store.records(obj.name):
+                if other["Id"] == rec.get("Id") or other.get("IsDeleted"):
+                    continue
+                if [str(other.get(f) or "").lower() for f in rule["fields"]] == wanted:
+                    raise SfError(400, "DUPLICATES_DETECTED", rule["message"])
 
     def check_unique(self, obj: ObjectDef, rec: Record) -> None:
         for f in obj.fields:

@@ -277,7 +277,7 @@ class Rest:
             raise SfError(400, "MISSING_ARGUMENT", "start and end are required") from None
         except ValueError as exc:
             raise SfError(400, "INVALID_REPLICATION_DATE", str(exc)) from None
-        now = self.org.now()
+        now = self.org.covered()
         # Seconds are truncated as Salesforce does; records of the current minute are returned
         # but latestDateCovered stays at its start, so the next window returns them again
         # (at least once, never missed).

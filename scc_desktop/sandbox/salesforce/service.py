@@ -197,6 +197,13 @@ class SalesforceService(SandboxService):
                     if usage is not None:
                         self.org.set_api_usage(int(usage))
                 return json_response(self._settings())
+            if action == "rules":
+                if request.method == "POST":
+                    try:
+                        return json_response(self.org.set_rules(body))
+                    except (KeyError, TypeError, ValueError) as exc:
+                        return json_response({"error": f"bad rules: {exc}"}, status=400)
+                return json_response(self.org.rules())
             if action == "expire_tokens" and request.method == "POST":
                 self.store.token_delete_kind("access")
                 return json_response({"ok": True})

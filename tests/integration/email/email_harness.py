@@ -7,7 +7,7 @@ Salesforce object through the org's admin API.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +29,13 @@ from scc_desktop.sync.state import SyncState
 OWNER = "alex.morgan@northwind.example"
 
 
-def settings(**values: Value) -> SettingsSnapshot:
+def settings(corporate: Sequence[str] = (), **values: Value) -> SettingsSnapshot:
+    """Defaults overridden by `values`; `corporate` is the administrator's blacklist."""
     merged: dict[str, Value] = {s.key: s.default for s in SETTINGS}
     unknown = set(values) - set(merged)
     assert not unknown, unknown
     merged.update(values)
-    return SettingsSnapshot(merged)
+    return SettingsSnapshot(merged, corporate_blacklist=tuple(corporate))
 
 
 @dataclass
@@ -54,13 +55,13 @@ class EmailHarness:
     def user_id(self) -> str:
         return self.demo.salesforce_account.user_id
 
-    def run(self, **values: Value) -> EmailStageResult:
+    def run(self, corporate: Sequence[str] = (), **values: Value) -> EmailStageResult:
         run_id = self.state.start_run("test")
         return run_email_stage(
             self.gateway,
             self.mailbox,
             self.state,
-            settings(**values),
+            settings(corporate, **values),
             user_id=self.user_id,
             own_addresses=[OWNER],
             now=datetime.now(UTC),

@@ -38,6 +38,9 @@ class Case:
     issues_has: tuple[str, ...] = ()
     unresolved: bool = False
     extra_opportunity: bool = False  # a second open Acme opportunity owned by the user, newer
+    corporate: tuple[str, ...] = ()  # the administrator's blacklist
+    followup: dict[str, Any] | None = None  # a later message of the same conversation...
+    followup_shared: bool = False  # ...saved by the next session or not
 
 
 CASES = [
@@ -215,6 +218,76 @@ CASES = [
         {"folder": "sentitems", "to": [OLIVIA], "subject": "c23 outgoing"},
         whos=("olivia.brown@umbrella.example",),
     ),
+    Case(
+        "corporate_blacklist_domain_not_shared",
+        {"from": MARIA, "subject": "c24 corporate list"},
+        corporate=("globex.example",),
+        shared=False,
+    ),
+    Case(
+        "user_and_corporate_lists_merged",
+        {"from": MARIA, "cc": [WEI, JANE], "subject": "c25 both lists"},
+        settings={"email_autoshare": True, "blacklist": "wei.chen@initech.example"},
+        corporate=("globex.example",),
+        whos=("jane.cooper@acme.example",),
+    ),
+    Case(
+        "blacklist_address_case_insensitive",
+        {"from": MARIA, "cc": [WEI], "subject": "c26 case"},
+        settings={"email_autoshare": True, "blacklist": "Maria.Garcia@GLOBEX.Example"},
+        whos=("wei.chen@initech.example",),
+    ),
+    Case(
+        "blacklist_exact_domain_no_suffix_match",
+        {"from": MARIA, "subject": "c27 no partial domain"},
+        settings={"email_autoshare": True, "blacklist": "lobex.example, globex"},
+        whos=("maria.garcia@globex.example",),
+    ),
+    Case(
+        "link_opportunities_off_no_what",
+        {"from": JANE, "subject": "c28 opportunities off"},
+        settings={"email_autoshare": True, "email_link_opportunities": False},
+        whos=("jane.cooper@acme.example",),
+        extra_opportunity=True,
+    ),
+    Case(
+        "task_links_the_opportunity",
+        {"from": JANE, "subject": "c29 task with what"},
+        settings={"email_autoshare": True, "email_link_opportunities": True},
+        enhanced_email=False,
+        kind="Task",
+        whos=("jane.cooper@acme.example",),
+        what=("Opportunity", "Acme - Fleet Renewal"),
+    ),
+    Case(
+        "thread_autosave_on_with_autoshare_off",
+        {"from": JANE, "subject": "c30 thread on", "categories": ["Salesforce"]},
+        settings={"email_thread_autosave": True},
+        whos=("jane.cooper@acme.example",),
+        followup={"from": JANE, "subject": "RE: c30 thread on"},
+        followup_shared=True,
+    ),
+    Case(
+        "thread_autosave_off_next_message_not_saved",
+        {"from": JANE, "subject": "c31 thread off", "categories": ["Salesforce"]},
+        settings={"email_thread_autosave": False},
+        whos=("jane.cooper@acme.example",),
+        followup={"from": JANE, "subject": "RE: c31 thread off"},
+        followup_shared=False,
+    ),
+    Case(
+        "thread_next_message_blacklisted_not_saved",
+        {"from": JANE, "subject": "c32 thread blacklisted", "categories": ["Salesforce"]},
+        settings={"email_thread_autosave": True, "blacklist": "globex.example"},
+        whos=("jane.cooper@acme.example",),
+        followup={"from": MARIA, "subject": "RE: c32 thread blacklisted"},
+        followup_shared=False,
+    ),
+    Case(
+        "lead_in_sent_items",
+        {"folder": "sentitems", "to": [RAVI], "subject": "c33 to a lead"},
+        whos=("ravi.kumar@hooli.example",),
+    ),
 ]
 
 
@@ -245,9 +318,9 @@ def test_email_case(email_empty_mailbox: EmailHarness, case: Case) -> None:
                 "CloseDate": "2030-01-31",
             },
         )
-    h.deliver(**case.message)
+    first = h.deliver(**case.message)
 
-    result = h.run(**case.settings)
+    result = h.run(case.corporate, **case.settings)
 
     subject = case.message["subject"]
     found = h.activities(subject)
@@ -288,3 +361,9 @@ def test_email_case(email_empty_mailbox: EmailHarness, case: Case) -> None:
     for title in case.issues_has:
         assert title in issues, issues
     assert result.unresolved == (1 if case.unresolved else 0)
+    if case.followup is not None:
+        h.deliver(**case.followup, conversationId=first["conversationId"])
+        h.run(case.corporate, **case.settings)
+        later = h.activities(case.followup["subject"])
+        assert len(later) == (1 if case.followup_shared else 0), later
+        assert len(h.activities(subject)) == 1  # the first one is not saved again

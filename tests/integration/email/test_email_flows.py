@@ -175,8 +175,12 @@ def test_crash_after_the_salesforce_write_creates_nothing_new(
     assert h.run(email_autoshare=True).shared == 0
 
 
-def test_first_enabling_takes_the_history_window(email_empty_mailbox: EmailHarness) -> None:
+@pytest.mark.parametrize("history", [None, 12], ids=["default_6_days", "setting_12_days"])
+def test_first_enabling_takes_the_history_window(
+    email_empty_mailbox: EmailHarness, history: int | None
+) -> None:
     h = email_empty_mailbox
+    window = {} if history is None else {"email_history_days": history}
     now = datetime.now(UTC)
 
     def stamp(days: float) -> str:
@@ -193,9 +197,9 @@ def test_first_enabling_takes_the_history_window(email_empty_mailbox: EmailHarne
         )
     h.run()  # switch off: the Inbox is read (categories) and its cursor saved
     assert h.activities("three days old") == []
-    h.run(email_autoshare=True)  # first enabling: the last 6 days are shared
+    h.run(email_autoshare=True, **window)  # first enabling: the last 6 days (the setting)
     assert len(h.activities("three days old")) == 1
-    assert h.activities("ten days old") == []
+    assert len(h.activities("ten days old")) == (1 if history == 12 else 0)
 
 
 def test_interrupted_upload_resumes_without_duplicates(

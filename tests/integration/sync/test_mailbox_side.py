@@ -232,11 +232,12 @@ def test_quiet_read_is_one_call_per_stream(demo_sandbox: MailboxSandbox) -> None
         pages, cursors[kind] = _drain(repo, cursors[kind])
         assert _upserted(pages) == {}
         assert not any(p.removed or p.departed or p.full for p in pages)
-    # contacts: the folder's delta plus the categorized list; events and tasks: one delta each
+    # contacts: our folder's delta plus the default folder's (the categorized ones kept);
+    # events and tasks: one delta each
     calls = {kind: _graph_calls(repo) for kind, repo in quiet.items()}
     assert calls == {"contact": 2, "event": 1, "task": 1}
     server = demo_sandbox.counters()["microsoft"]
-    assert server.get("contact_delta") == 1 and server.get("contacts") == 1
+    assert server.get("contact_delta") == 2 and not server.get("contacts")
     assert server.get("calendar_delta") == 1 and server.get("todo_delta") == 1
     assert sum(v for k, v in server.items() if k not in ("token", "total")) == 4
 
@@ -255,6 +256,48 @@ def test_quiet_read_is_one_call_per_stream(demo_sandbox: MailboxSandbox) -> None
     pages, _ = _drain(_repos(mailbox, ALL_ON, now)["contact"], cursors["contact"])
     assert _upserted(pages) == {}
     assert [d for p in pages for d in p.departed] == [jane["id"]]
+
+
+def test_shared_contacts_cost_one_call_when_quiet_whatever_their_number(
+    demo_sandbox: MailboxSandbox,
+) -> None:
+    """Contacts categorized "Salesforce" are read by a delta of the default folder, filtered
+    here: 25 of them over pages of 10 cost one call in a quiet session, and a deleted one comes
+    back as removed, a contact that was never shared stays out."""
+    now = datetime.now(UTC)
+    mailbox = demo_sandbox.mailbox()
+    mailbox.page_size = 10
+    user = demo_sandbox.mailbox()
+    for n in range(25):
+        user.http.send_json(
+            "POST",
+            "/me/contacts",
+            {"givenName": "Many", "surname": f"Shared{n:02}", "categories": ["Salesforce"]},
+        )
+    plain = user.http.send_json("POST", "/me/contacts", {"givenName": "Not", "surname": "Shared"})
+    pages, cursor = _drain(_repos(mailbox, ALL_ON, now)["contact"], None)
+    listed = _upserted(pages)
+    shared = {i.id for i in listed.values() if str(i.fields["last_name"]).startswith("Shared")}
+    assert len(shared) == 25
+    assert plain["id"] not in listed
+
+    demo_sandbox.reset_counters()
+    quiet = _repos(mailbox, ALL_ON, now)["contact"]
+    pages, cursor = _drain(quiet, cursor)
+    assert _upserted(pages) == {}
+    assert not any(p.removed or p.departed or p.full for p in pages)
+    assert _graph_calls(quiet) == 2  # our folder's delta and the default folder's
+    assert demo_sandbox.counters()["microsoft"].get("contact_delta") == 2
+
+    gone = sorted(shared)[0]
+    user.http.send_json("DELETE", f"/me/contacts/{gone}")
+    user.http.send_json("PATCH", f"/me/contacts/{plain['id']}", {"jobTitle": "CFO"})
+    pages, cursor = _drain(_repos(mailbox, ALL_ON, now)["contact"], cursor)
+    assert _upserted(pages) == {}
+    assert [r for p in pages for r in p.removed] == [gone]
+    assert not any(p.departed for p in pages)
+    pages, _ = _drain(_repos(mailbox, ALL_ON, now)["contact"], cursor)
+    assert not any(p.upserted or p.removed or p.departed for p in pages)
 
 
 # --- the engine over the mailbox ------------------------------------------------------------

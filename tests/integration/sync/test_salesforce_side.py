@@ -11,7 +11,7 @@ from sf_side_fixtures import SfSide, settings_snapshot, sf_demo, sf_side
 from scc_desktop.sandbox import demo_people as cast
 from scc_desktop.store.db import open_database
 from scc_desktop.sync.engine import KindOptions
-from scc_desktop.sync.fields import FIELDS, Kind, normalize
+from scc_desktop.sync.fields import FIELDS, FieldValue, Kind, fields_hash, normalize, project
 from scc_desktop.sync.memory import MemoryRepository
 from scc_desktop.sync.ports import ChangePage, ItemDelete, ItemUpdate, NewItem, SideRepository
 from scc_desktop.sync.salesforce_side import SalesforceEvents, salesforce_repositories
@@ -99,7 +99,13 @@ def test_create_twice_with_one_key_makes_one_record(sf_side: SfSide) -> None:
     assert set(found) == {key}
     item = found[key]
     assert item.id == first[0].id
-    assert item.version == again[0].version  # the version returned is the stored one
+    # the write returns what Salesforce stored (no read-back query); the version comes with
+    # the next change-feed read
+    assert again[0].fields is not None and again[0].version == ""
+    assert project("contact", again[0].fields, repo.fields) == project(
+        "contact", item.fields, repo.fields
+    )
+    assert item.version
     assert item.fields["company"] == "Acme Corporation"  # AccountId looked up by name
     assert item.fields["state"] == "Oslo"
     rows = [
@@ -131,28 +137,31 @@ def test_update_with_the_right_and_a_stale_version(sf_side: SfSide) -> None:
         "task", {"subject": "Ship the sync", "due_date": due, "status": "not_started"}
     )
     created = repo.create([NewItem(_key(), fields)])[0]
-    assert created.ok and created.id and created.version
+    assert created.ok and created.id
+    version = repo.get([created.id])[0].version
+    assert version
     changed = {**fields, "status": "completed", "priority": "low", "description": "done\nok"}
     ok = repo.update(
         [
             ItemUpdate(
                 created.id,
-                created.version,
+                version,
                 changed,
                 frozenset({"status", "priority", "description"}),
             )
         ]
     )[0]
     assert ok.ok and ok.id == created.id
-    assert ok.version and ok.version != created.version
     now = repo.get([created.id])[0]
-    assert now.version == ok.version
+    assert now.version != version
+    assert ok.fields is not None  # what Salesforce holds now, without a read-back
+    assert project("task", ok.fields, repo.fields) == project("task", now.fields, repo.fields)
     assert now.fields["status"] == "completed"
     assert now.fields["priority"] == "low"
     assert now.fields["description"] == "done\nok"
     assert now.in_scope  # closed, but due lately
 
-    stale = repo.update([ItemUpdate(created.id, created.version, fields, frozenset({"status"}))])[0]
+    stale = repo.update([ItemUpdate(created.id, version, fields, frozenset({"status"}))])[0]
     assert not stale.ok and stale.transient
     assert repo.get([created.id])[0].fields["status"] == "completed"
 
@@ -323,14 +332,39 @@ def test_quiet_incremental_read_costs_one_query(sf_side: SfSide) -> None:
         assert again
 
 
-def test_own_write_comes_back_with_the_version_we_stored(sf_side: SfSide) -> None:
-    repo = sf_side.repos["task"]
-    _, cursor = _read_all(repo)
+def test_own_write_comes_back_as_what_the_write_returned(sf_side: SfSide) -> None:
+    """Writes return what Salesforce keeps without reading it back: the echo in the next
+    feed read hashes the same (and brings the version), for every lossy value."""
     due = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
-    created = repo.create([NewItem(_key(), {"subject": "Echo", "due_date": due})])[0]
-    pages, _ = _read_all(repo, cursor)
-    echoed = [i for p in pages for i in p.upserted if i.id == created.id]
-    assert [i.version for i in echoed] == [created.version]
+    acme = cast.CONTACTS[0].company
+    cases: dict[Kind, list[dict[str, FieldValue]]] = {
+        "task": [
+            {"subject": "Echo", "due_date": due},  # no priority/status: Normal, Not Started
+            {"subject": "Echo 2", "status": "waitingonothers", "priority": "high"},
+        ],
+        "contact": [
+            {"last_name": "Echo", "company": acme.upper()},  # the Account's own spelling
+            {"last_name": "Echo", "company": "No Such Company " + _key()[:6]},  # none
+            {"first_name": "Only", "email": "only.first@example.org"},  # LastName = email
+            {"first_name": "Nobody"},  # LastName = "(no last name)"
+        ],
+    }
+    for kind, rows in cases.items():
+        repo = sf_side.repos[kind]
+        _, cursor = _read_all(repo)
+        calls = sf_side.gateway.stats.total
+        created = repo.create([NewItem(_key(), normalize(kind, f)) for f in rows])
+        assert sf_side.gateway.stats.total - calls <= 2, kind  # lookup + Collections only
+        assert all(c.ok and c.fields is not None for c in created), created
+        pages, _ = _read_all(repo, cursor)
+        echoed = {i.id: i for p in pages for i in p.upserted}
+        for result in created:
+            item = echoed[result.id or ""]
+            assert item.version
+            assert result.fields is not None
+            assert fields_hash(project(kind, result.fields, repo.fields), repo.fields) == (
+                fields_hash(project(kind, item.fields, repo.fields), repo.fields)
+            ), (kind, result.fields, item.fields)
 
 
 def test_scope_change_forces_a_full_read(sf_side: SfSide) -> None:
@@ -408,6 +442,69 @@ def test_the_engine_links_everything_and_a_second_session_is_quiet(
         calls = second["api_calls"]
         assert isinstance(calls, dict)
         assert calls["salesforce"] == 3, calls  # one feed queryAll per kind
+    finally:
+        db.close()
+
+
+def test_writes_without_read_back_neither_bounce_nor_hide_an_edit(
+    sf_side: SfSide, tmp_path: Path
+) -> None:
+    """Contacts and tasks written to Salesforce return what it keeps without a read-back
+    query and without a version: the next session takes their echo as our own (no write
+    either way, the version stored) and an edit made in Salesforce in between still syncs."""
+    db = open_database(tmp_path / "engine.sqlite3")
+    try:
+        state = SyncState(db)
+        mailbox: dict[Kind, MemoryRepository] = {
+            kind: MemoryRepository("mailbox", kind, service="memory") for kind in FIELDS
+        }
+        acme = cast.CONTACTS[0].company
+        tag = _key()[:6]
+        people = [
+            {"first_name": "Ann", "last_name": f"Echo-{tag}", "company": acme.lower()},
+            {"first_name": "Bo", "last_name": f"Echo-{tag}", "company": f"Nowhere {tag}"},
+            {"first_name": "Cy", "email": f"cy.{tag}@example.org"},
+        ]
+        ids = [mailbox["contact"].add(p) for p in people]
+        task = mailbox["task"].add({"subject": f"Echo task {tag}"})  # Salesforce: Normal
+        jobs = [
+            KindJob(kind, mailbox[kind], sf_side.repos[kind], KindOptions())
+            for kind in ("contact", "task")
+        ]
+        first = run_session(jobs, state)
+        assert first["status"] == "ok", first
+        counts = first["counts"]
+        assert isinstance(counts, dict)
+        assert counts["contact"]["salesforce"]["created"] == 3
+        # each side keeps its own spelling; the link remembers Salesforce's
+        assert mailbox["contact"].values(ids[0])["company"] == acme.lower()
+        link = next(lk for lk in state.links("contact") if lk.mailbox_id == ids[0])
+        assert link.stored.get("salesforce", {}).get("company") == acme
+        by_mailbox = {lk.mailbox_id: lk for lk in state.links("contact")}
+        assert all(by_mailbox[i].salesforce_version == "" for i in ids)  # no read-back
+
+        # Bo's phone is edited in Salesforce before the echo is read
+        bo = by_mailbox[ids[1]].salesforce_id
+        assert bo
+        assert sf_side.gateway.writer.update("Contact", [{"Id": bo, "Phone": "+1 555 0100"}])[
+            0
+        ].success
+        second = run_session(jobs, state)
+        assert second["status"] == "ok", second
+        counts = second["counts"]
+        assert isinstance(counts, dict)
+        assert counts["contact"]["mailbox"] == {"created": 0, "updated": 1, "deleted": 0}
+        assert counts["contact"]["salesforce"] == {"created": 0, "updated": 0, "deleted": 0}
+        assert counts["task"]["mailbox"] == {"created": 0, "updated": 0, "deleted": 0}
+        assert counts["task"]["salesforce"] == {"created": 0, "updated": 0, "deleted": 0}
+        assert mailbox["contact"].values(ids[1])["phone"] == "+1 555 0100"
+        assert mailbox["contact"].values(ids[1])["company"] == f"Nowhere {tag}"  # not erased
+        assert mailbox["task"].values(task)["subject"] == f"Echo task {tag}"
+        links = state.links("contact") + state.links("task")
+        assert all(lk.salesforce_version for lk in links)  # the echo brought the versions
+
+        third = run_session(jobs, state)
+        assert third["changes"] == 0, third
     finally:
         db.close()
 
