@@ -5,9 +5,10 @@ clearly (stderr, the JSON summary and the log, naming the file kept aside), keep
 and rebuild the links by first-run matching: both sides afterwards equal what they were before
 (normalized multisets), no email or file saved twice.
 
-The settings live in the state file too, so they are lost with it: the user turns Auto-Sharing
-on again (`settings set`), and the sessions after that must still save no email twice (the email
-stage finds saved ones in Salesforce by Message-ID before writing).
+The settings live in the state file too; their copy in the config folder
+(`config/settings-backup.json`) puts them back, and the message says so: Auto-Sharing stays on
+with no action from the user, and the sessions after that must still save no email twice (the
+email stage finds saved ones in Salesforce by Message-ID before writing).
 """
 
 from __future__ import annotations
@@ -86,8 +87,10 @@ def test_a_damaged_state_file_is_kept_aside_and_the_resync_duplicates_nothing(
     assert first["_returncode"] == 0, first["_stderr"][-2000:]
     assert first["status"] == "ok", json.dumps(first)[:2000]
 
-    # the settings went with the file: the user turns Auto-Sharing on again
-    assert cli(profile, "settings", "set", "email_autoshare", "on").returncode == 0
+    # the settings came back from their copy in the config folder, and the message says so
+    assert "settings were restored" in first["_stderr"], first["_stderr"]
+    shown = cli(profile, "settings", "get", "email_autoshare")
+    assert shown.returncode == 0 and shown.stdout.strip() == "true", shown.stdout
     runs = sync_until_quiet(profile)
     assert runs[-1]["changes"] == 0, short(runs)
     after = read_state(profile)
