@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QInputDialog,
     QLineEdit,
     QMainWindow,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -31,7 +28,7 @@ from scc_desktop.ui.actions_thread import (
     LOAD_CORRESPONDENTS,
     EmailActions,
 )
-from scc_desktop.ui.widgets import Feedback, help_label
+from scc_desktop.ui.widgets import Feedback, help_label, pick_one_table
 
 COLUMNS = ("Name", "Address", "Emails")
 OWN_ACTIONS = (LOAD_CORRESPONDENTS, CREATE_CONTACT, CREATE_LEAD, DO_NOT_SYNC)
@@ -56,16 +53,7 @@ class NewRecordsWindow(QMainWindow):
                 central,
             )
         )
-        self.table = QTableWidget(0, len(COLUMNS), central)
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.table = pick_one_table(central, COLUMNS, stretch=(0, 1))
         self.table.itemSelectionChanged.connect(self._update_buttons)
         layout.addWidget(self.table, 1)
 

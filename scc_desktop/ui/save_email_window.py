@@ -12,16 +12,11 @@ from datetime import datetime
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QHBoxLayout,
-    QHeaderView,
-    QLineEdit,
-    QListWidget,
     QListWidgetItem,
     QMainWindow,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -30,7 +25,7 @@ from PySide6.QtWidgets import (
 from scc_desktop.assets import asset_path
 from scc_desktop.email_actions import MessageSummary, RecordChoice, SaveOutcome
 from scc_desktop.ui.actions_thread import LOAD_MESSAGES, SAVE, SEARCH, EmailActions
-from scc_desktop.ui.widgets import Feedback, help_label, plain_label
+from scc_desktop.ui.widgets import Feedback, RecordSearch, help_label, pick_one_table, plain_label
 
 COLUMNS = ("From", "Subject", "Date")
 THREAD_BOX = "Auto-save all next emails in this thread"
@@ -59,30 +54,16 @@ class SaveEmailWindow(QMainWindow):
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.addWidget(plain_label("Recent messages (Inbox and Sent Items):"))
-        self.table = QTableWidget(0, len(COLUMNS), central)
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.table = pick_one_table(central, COLUMNS, stretch=(1,))
         self.table.itemSelectionChanged.connect(self._update_buttons)
         layout.addWidget(self.table, 3)
 
         layout.addWidget(plain_label("Related To (optional):"))
-        search_row = QHBoxLayout()
-        self.search_box = QLineEdit(central)
-        self.search_box.setPlaceholderText("Search Accounts, Opportunities, Contacts, Leads")
-        self.search_box.returnPressed.connect(self.search)
-        self.search_button = QPushButton("Search", central)
-        self.search_button.clicked.connect(self.search)
-        search_row.addWidget(self.search_box, 1)
-        search_row.addWidget(self.search_button)
-        layout.addLayout(search_row)
-        self.results = QListWidget(central)
+        picker = RecordSearch(central, "Search Accounts, Opportunities, Contacts, Leads")
+        picker.on_search(self.search)
+        self.search_box, self.search_button = picker.box, picker.button
+        self.results = picker.results
+        layout.addLayout(picker.row)
         layout.addWidget(self.results, 1)
         self._reset_results([])
 

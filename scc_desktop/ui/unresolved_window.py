@@ -14,15 +14,10 @@ from datetime import datetime
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
-    QLineEdit,
-    QListWidget,
     QListWidgetItem,
     QMainWindow,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -31,7 +26,7 @@ from PySide6.QtWidgets import (
 from scc_desktop.assets import asset_path
 from scc_desktop.email_actions import RecordChoice, UnresolvedEmail
 from scc_desktop.ui.actions_thread import LINK, LOAD_UNRESOLVED, SEARCH, EmailActions
-from scc_desktop.ui.widgets import Feedback, help_label, plain_label
+from scc_desktop.ui.widgets import Feedback, RecordSearch, help_label, pick_one_table, plain_label
 
 COLUMNS = ("Subject", "From", "Date")
 RECORD_ROLE = Qt.ItemDataRole.UserRole
@@ -59,16 +54,7 @@ class UnresolvedWindow(QMainWindow):
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.addWidget(help_label(INTRO, central))
-        self.table = QTableWidget(0, len(COLUMNS), central)
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.table = pick_one_table(central, COLUMNS, stretch=(0,))
         self.table.itemSelectionChanged.connect(self._selection_changed)
         layout.addWidget(self.table, 3)
         self.detail = plain_label("", central)
@@ -76,16 +62,11 @@ class UnresolvedWindow(QMainWindow):
         layout.addWidget(self.detail)
 
         layout.addWidget(plain_label("Link to:", central))
-        search_row = QHBoxLayout()
-        self.search_box = QLineEdit(central)
-        self.search_box.setPlaceholderText("Search Contacts, Leads, Accounts, Opportunities")
-        self.search_box.returnPressed.connect(self.search)
-        self.search_button = QPushButton("Search", central)
-        self.search_button.clicked.connect(self.search)
-        search_row.addWidget(self.search_box, 1)
-        search_row.addWidget(self.search_button)
-        layout.addLayout(search_row)
-        self.results = QListWidget(central)
+        picker = RecordSearch(central, "Search Contacts, Leads, Accounts, Opportunities")
+        picker.on_search(self.search)
+        self.search_box, self.search_button = picker.box, picker.button
+        self.results = picker.results
+        layout.addLayout(picker.row)
         self.results.currentItemChanged.connect(lambda *_a: self._update_buttons())
         layout.addWidget(self.results, 2)
 

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFocusEvent, QIcon, QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QCheckBox, QFrame, QLabel, QPlainTextEdit, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QWidget,
+)
 
 from scc_desktop.assets import asset_path
 
@@ -136,3 +151,39 @@ class Feedback:
         self.status.setText("")
         self.error.setText(text)
         self.error.setVisible(True)
+
+
+def pick_one_table(
+    parent: QWidget, columns: tuple[str, ...] | list[str], stretch: tuple[int, ...]
+) -> QTableWidget:
+    """A read-only table where the user picks one row: the email windows' message lists.
+    Columns in `stretch` share the width; the others fit their contents."""
+    table = QTableWidget(0, len(columns), parent)
+    table.setHorizontalHeaderLabels(list(columns))
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().setVisible(False)
+    header = table.horizontalHeader()
+    for column in range(len(columns)):
+        mode = QHeaderView.ResizeMode.Stretch if column in stretch else None
+        header.setSectionResizeMode(column, mode or QHeaderView.ResizeMode.ResizeToContents)
+    return table
+
+
+class RecordSearch:
+    """A search box, its button and the list of Salesforce records found: the same picker in
+    Save Email (Related To) and Unresolved Emails (Link to)."""
+
+    def __init__(self, parent: QWidget, placeholder: str) -> None:
+        self.row = QHBoxLayout()
+        self.box = QLineEdit(parent)
+        self.box.setPlaceholderText(placeholder)
+        self.button = QPushButton("Search", parent)
+        self.row.addWidget(self.box, 1)
+        self.row.addWidget(self.button)
+        self.results = QListWidget(parent)
+
+    def on_search(self, search: Callable[[], None]) -> None:
+        self.box.returnPressed.connect(search)
+        self.button.clicked.connect(search)

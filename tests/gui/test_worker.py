@@ -230,5 +230,5 @@ def test_the_first_session_freezes_the_startup_heap(qtbot: QtBot, make_worker, f
         handle.sync_now()
     frozen = gc.get_freeze_count()
     assert frozen > 0
-    assert not freeze_startup_heap()  # once per process
-    assert gc.get_freeze_count() == frozen
+    assert not freeze_startup_heap()  # once per process: nothing more frozen
+    assert gc.get_freeze_count() <= frozen  # (a frozen object may die meanwhile)
