@@ -152,20 +152,29 @@ class _SalesforceRepository:
 
     def read_changes(self, cursor: str | None) -> Iterator[ChangePage]:
         pages = self.gateway.changes.read(
-            self.sobject, self._select, cursor=self._feed_cursor(cursor), where=self.scope
+            self.sobject, self._select, cursor=self._feed_cursor(cursor), where=self._feed_where()
         )
         while True:
             with self._metered():
                 page = next(pages, None)
                 if page is None:
                     return
-                items = self._items(page.records)
+                items = self._items(page.records, self._in_scope(page.records))
             yield ChangePage(
-                upserted=items,
+                upserted=[i for i in items if i.in_scope],
                 removed=[d.id for d in page.deleted],
                 cursor=self._token(page.cursor),
                 full=page.full,
+                departed=[i.id for i in items if not i.in_scope],
             )
+
+    def _feed_where(self) -> str | None:
+        """What the change feed reads: the scope itself, unless the kind sorts records here."""
+        return self.scope
+
+    def _in_scope(self, records: Sequence[SfRecord]) -> set[str] | None:
+        """Which of a feed page's records are in scope; None: all of them (see `_feed_where`)."""
+        return None
 
     def _items(
         self, records: Sequence[SfRecord], in_scope: set[str] | None = None
@@ -1087,23 +1096,13 @@ class SalesforceTaskCalendar(SalesforceTasks):
             # again; no call
             yield ChangePage((), (), "", full=True)
             return
-        pages = self.gateway.changes.read(
-            self.sobject, self._select, cursor=self._feed_cursor(cursor), where=self.feed_where
-        )
-        while True:
-            with self._metered():
-                page = next(pages, None)
-                if page is None:
-                    return
-                shown = {r.id for r in page.records if self._shown(r)}
-                items = self._items(page.records, shown)
-            yield ChangePage(
-                upserted=[i for i in items if i.in_scope],
-                removed=[d.id for d in page.deleted],
-                cursor=self._token(page.cursor),
-                full=page.full,
-                departed=[i.id for i in items if not i.in_scope],
-            )
+        yield from super().read_changes(cursor)
+
+    def _feed_where(self) -> str | None:
+        return self.feed_where
+
+    def _in_scope(self, records: Sequence[SfRecord]) -> set[str] | None:
+        return {r.id for r in records if self._shown(r)}
 
     def get(self, ids: Sequence[str]) -> list[SideItem]:
         return super().get(ids) if self.shown else []

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QHBoxLayout,
     QInputDialog,
     QLineEdit,
     QMainWindow,
-    QPushButton,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -28,7 +26,7 @@ from scc_desktop.ui.actions_thread import (
     LOAD_CORRESPONDENTS,
     EmailActions,
 )
-from scc_desktop.ui.widgets import Feedback, help_label, pick_one_table
+from scc_desktop.ui.widgets import Feedback, button_row, help_label, pick_one_table
 
 COLUMNS = ("Name", "Address", "Emails")
 OWN_ACTIONS = (LOAD_CORRESPONDENTS, CREATE_CONTACT, CREATE_LEAD, DO_NOT_SYNC)
@@ -62,19 +60,14 @@ class NewRecordsWindow(QMainWindow):
         layout.addWidget(self.status)
         layout.addWidget(self.error)
 
-        buttons = QHBoxLayout()
-        self.refresh_button = QPushButton("Refresh", central)
-        self.refresh_button.clicked.connect(self.reload)
-        self.contact_button = QPushButton("Create Contact", central)
-        self.contact_button.clicked.connect(self.create_contact)
-        self.lead_button = QPushButton("Create Lead", central)
-        self.lead_button.clicked.connect(self.create_lead)
-        self.skip_button = QPushButton("Do Not Sync", central)
-        self.skip_button.clicked.connect(self.do_not_sync)
-        buttons.addWidget(self.refresh_button)
-        buttons.addStretch(1)
-        for button in (self.contact_button, self.lead_button, self.skip_button):
-            buttons.addWidget(button)
+        buttons, self.refresh_button, actions_shown = button_row(
+            central,
+            self.reload,
+            ("Create Contact", self.create_contact),
+            ("Create Lead", self.create_lead),
+            ("Do Not Sync", self.do_not_sync),
+        )
+        self.contact_button, self.lead_button, self.skip_button = actions_shown
         layout.addLayout(buttons)
         self.setCentralWidget(central)
 

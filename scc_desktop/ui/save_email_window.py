@@ -7,14 +7,11 @@ actions thread (`EmailActions`); this window only sends requests and shows answe
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
-    QListWidgetItem,
     QMainWindow,
     QPushButton,
     QTableWidgetItem,
@@ -25,17 +22,20 @@ from PySide6.QtWidgets import (
 from scc_desktop.assets import asset_path
 from scc_desktop.email_actions import MessageSummary, RecordChoice, SaveOutcome
 from scc_desktop.ui.actions_thread import LOAD_MESSAGES, SAVE, SEARCH, EmailActions
-from scc_desktop.ui.widgets import Feedback, RecordSearch, help_label, pick_one_table, plain_label
+from scc_desktop.ui.widgets import (
+    Feedback,
+    RecordSearch,
+    button_row,
+    help_label,
+    local_minute,
+    pick_one_table,
+    plain_label,
+)
 
 COLUMNS = ("From", "Subject", "Date")
 THREAD_BOX = "Auto-save all next emails in this thread"
 NO_RECORD = "No record: link to the matching Contacts or Leads only"
 OPEN_UNRESOLVED = "Open Unresolved Emails..."
-ID_ROLE = Qt.ItemDataRole.UserRole
-
-
-def _when(stamp: datetime | None) -> str:
-    return stamp.astimezone().strftime("%Y-%m-%d %H:%M") if stamp is not None else ""
 
 
 class SaveEmailWindow(QMainWindow):
@@ -59,7 +59,9 @@ class SaveEmailWindow(QMainWindow):
         layout.addWidget(self.table, 3)
 
         layout.addWidget(plain_label("Related To (optional):"))
-        picker = RecordSearch(central, "Search Accounts, Opportunities, Contacts, Leads")
+        self.picker = picker = RecordSearch(
+            central, "Search Accounts, Opportunities, Contacts, Leads"
+        )
         picker.on_search(self.search)
         self.search_box, self.search_button = picker.box, picker.button
         self.results = picker.results
@@ -87,15 +89,9 @@ class SaveEmailWindow(QMainWindow):
         layout.addLayout(result_row)
         layout.addWidget(self.error)
 
-        buttons = QHBoxLayout()
-        self.refresh_button = QPushButton("Refresh", central)
-        self.refresh_button.clicked.connect(self.reload)
-        self.save_button = QPushButton("Save", central)
-        self.save_button.setDefault(True)
-        self.save_button.clicked.connect(self.save)
-        buttons.addWidget(self.refresh_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.save_button)
+        buttons, self.refresh_button, (self.save_button,) = button_row(
+            central, self.reload, ("Save", self.save)
+        )
         layout.addLayout(buttons)
         self.setCentralWidget(central)
 
@@ -125,8 +121,7 @@ class SaveEmailWindow(QMainWindow):
         return self.messages[row] if 0 <= row < len(self.messages) else None
 
     def selected_record(self) -> RecordChoice | None:
-        item = self.results.currentItem()
-        data = item.data(ID_ROLE) if item is not None else None
+        data = self.picker.selected()
         return data if isinstance(data, RecordChoice) else None
 
     def save(self) -> None:
@@ -149,7 +144,7 @@ class SaveEmailWindow(QMainWindow):
         self.messages = list(messages)
         self.table.setRowCount(len(self.messages))
         for row, message in enumerate(self.messages):
-            cells = (message.sender, message.subject or "(no subject)", _when(message.when))
+            cells = (message.sender, message.subject or "(no subject)", local_minute(message.when))
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(message.recipients if col == 0 else text)
@@ -164,13 +159,7 @@ class SaveEmailWindow(QMainWindow):
         self._update_buttons()
 
     def _reset_results(self, records: list[RecordChoice]) -> None:
-        self.results.clear()
-        none = QListWidgetItem(NO_RECORD)
-        self.results.addItem(none)
-        for record in records:
-            item = QListWidgetItem(record.label)
-            item.setData(ID_ROLE, record)
-            self.results.addItem(item)
+        self.picker.fill([(r.label, r) for r in records], first=NO_RECORD)
         self.results.setCurrentRow(0)
 
     def _show_records(self, text: str, records: list[RecordChoice]) -> None:

@@ -9,15 +9,9 @@ on the actions thread (`EmailActions`).
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QListWidgetItem,
     QMainWindow,
-    QPushButton,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -26,18 +20,21 @@ from PySide6.QtWidgets import (
 from scc_desktop.assets import asset_path
 from scc_desktop.email_actions import RecordChoice, UnresolvedEmail
 from scc_desktop.ui.actions_thread import LINK, LOAD_UNRESOLVED, SEARCH, EmailActions
-from scc_desktop.ui.widgets import Feedback, RecordSearch, help_label, pick_one_table, plain_label
+from scc_desktop.ui.widgets import (
+    Feedback,
+    RecordSearch,
+    button_row,
+    help_label,
+    local_minute,
+    pick_one_table,
+    plain_label,
+)
 
 COLUMNS = ("Subject", "From", "Date")
-RECORD_ROLE = Qt.ItemDataRole.UserRole
 INTRO = (
     "Emails saved to Salesforce without a link: no Contact or Lead matched their participants. "
     "Pick one, find the record it belongs to, and link it."
 )
-
-
-def _when(stamp: datetime | None) -> str:
-    return stamp.astimezone().strftime("%Y-%m-%d %H:%M") if stamp is not None else ""
 
 
 class UnresolvedWindow(QMainWindow):
@@ -62,7 +59,9 @@ class UnresolvedWindow(QMainWindow):
         layout.addWidget(self.detail)
 
         layout.addWidget(plain_label("Link to:", central))
-        picker = RecordSearch(central, "Search Contacts, Leads, Accounts, Opportunities")
+        self.picker = picker = RecordSearch(
+            central, "Search Contacts, Leads, Accounts, Opportunities"
+        )
         picker.on_search(self.search)
         self.search_box, self.search_button = picker.box, picker.button
         self.results = picker.results
@@ -75,15 +74,9 @@ class UnresolvedWindow(QMainWindow):
         layout.addWidget(self.status)
         layout.addWidget(self.error)
 
-        buttons = QHBoxLayout()
-        self.refresh_button = QPushButton("Refresh", central)
-        self.refresh_button.clicked.connect(self.reload)
-        self.link_button = QPushButton("Link", central)
-        self.link_button.setDefault(True)
-        self.link_button.clicked.connect(self.link)
-        buttons.addWidget(self.refresh_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.link_button)
+        buttons, self.refresh_button, (self.link_button,) = button_row(
+            central, self.reload, ("Link", self.link)
+        )
         layout.addLayout(buttons)
         self.setCentralWidget(central)
 
@@ -113,8 +106,7 @@ class UnresolvedWindow(QMainWindow):
         return self.emails[row] if 0 <= row < len(self.emails) else None
 
     def selected_record(self) -> RecordChoice | None:
-        item = self.results.currentItem()
-        data = item.data(RECORD_ROLE) if item is not None else None
+        data = self.picker.selected()
         return data if isinstance(data, RecordChoice) else None
 
     def link(self) -> None:
@@ -134,7 +126,7 @@ class UnresolvedWindow(QMainWindow):
         self.emails = list(emails)
         self.table.setRowCount(len(self.emails))
         for row, email in enumerate(self.emails):
-            cells = (email.subject or "(no subject)", email.sender, _when(email.when))
+            cells = (email.subject or "(no subject)", email.sender, local_minute(email.when))
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
@@ -156,11 +148,7 @@ class UnresolvedWindow(QMainWindow):
         if text != self.search_box.text().strip():
             return
         self._searching = None
-        self.results.clear()
-        for record in records:
-            item = QListWidgetItem(record.label)
-            item.setData(RECORD_ROLE, record)
-            self.results.addItem(item)
+        self.picker.fill([(r.label, r) for r in records])
         if records:
             self.results.setCurrentRow(0)
         self.feedback.say(f"{len(records)} record{'' if len(records) == 1 else 's'} found.")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFocusEvent, QIcon, QPainter, QPaintEvent, QPalette
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
     QTableWidget,
@@ -171,9 +173,16 @@ def pick_one_table(
     return table
 
 
+def local_minute(stamp: datetime | None) -> str:
+    """A message's date as the email windows list it: local time, to the minute."""
+    return stamp.astimezone().strftime("%Y-%m-%d %H:%M") if stamp is not None else ""
+
+
 class RecordSearch:
     """A search box, its button and the list of Salesforce records found: the same picker in
     Save Email (Related To) and Unresolved Emails (Link to)."""
+
+    ROLE = Qt.ItemDataRole.UserRole  # a result row's record
 
     def __init__(self, parent: QWidget, placeholder: str) -> None:
         self.row = QHBoxLayout()
@@ -187,3 +196,39 @@ class RecordSearch:
     def on_search(self, search: Callable[[], None]) -> None:
         self.box.returnPressed.connect(search)
         self.button.clicked.connect(search)
+
+    def fill(self, records: Sequence[tuple[str, object]], first: str | None = None) -> None:
+        """Show `(label, record)` rows (as plain text), after a `first` row with no record."""
+        self.results.clear()
+        if first is not None:
+            self.results.addItem(QListWidgetItem(first))
+        for label, record in records:
+            item = QListWidgetItem(label)
+            item.setData(self.ROLE, record)
+            self.results.addItem(item)
+
+    def selected(self) -> object | None:
+        item = self.results.currentItem()
+        record: object | None = item.data(self.ROLE) if item is not None else None
+        return record
+
+
+def button_row(
+    parent: QWidget, refresh: Callable[[], None], *actions: tuple[str, Callable[[], None]]
+) -> tuple[QHBoxLayout, QPushButton, list[QPushButton]]:
+    """Refresh on the left, the window's actions on the right; the first action is the default
+    when it is the only one."""
+    row = QHBoxLayout()
+    refresh_button = QPushButton("Refresh", parent)
+    refresh_button.clicked.connect(refresh)
+    row.addWidget(refresh_button)
+    row.addStretch(1)
+    buttons = []
+    for text, act in actions:
+        button = QPushButton(text, parent)
+        button.clicked.connect(act)
+        row.addWidget(button)
+        buttons.append(button)
+    if len(buttons) == 1:
+        buttons[0].setDefault(True)
+    return row, refresh_button, buttons

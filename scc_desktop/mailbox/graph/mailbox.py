@@ -310,19 +310,7 @@ class GraphMailbox:
 
     def read_contacts(self, cursor: str | None) -> Iterator[DeltaPage[Contact]]:
         folder_id = self.ensure_setup().contacts_folder_id
-        params = {"$expand": mapping.EXPAND_STAMPS}
-        url = self.http.url(
-            f"/me/contactFolders/{quote(folder_id)}/contacts/delta?{_query(params)}"
-        )
-        return read_delta(
-            self.http,
-            stream="graph:contacts",
-            scope=folder_id,
-            initial_url=url,
-            cursor=cursor,
-            parse=mapping.contact_from_graph,
-            prefer=self._page_prefer(),
-        )
+        return self._contacts_delta(folder_id, "graph:contacts", cursor)
 
     def read_default_contacts(self, cursor: str | None) -> Iterator[DeltaPage[Contact]]:
         """Changes of the default Contacts folder, every contact (a delta cannot filter on
@@ -331,13 +319,18 @@ class GraphMailbox:
         folder_id = self.default_contacts_folder()
         if not folder_id:
             raise MailboxError("the default contacts folder is unknown")
+        return self._contacts_delta(folder_id, "graph:contacts:default", cursor)
+
+    def _contacts_delta(
+        self, folder_id: str, stream: str, cursor: str | None
+    ) -> Iterator[DeltaPage[Contact]]:
         params = {"$expand": mapping.EXPAND_STAMPS}
         url = self.http.url(
             f"/me/contactFolders/{quote(folder_id)}/contacts/delta?{_query(params)}"
         )
         return read_delta(
             self.http,
-            stream="graph:contacts:default",
+            stream=stream,
             scope=folder_id,
             initial_url=url,
             cursor=cursor,
